@@ -1,0 +1,49 @@
+"""Exception hierarchy.
+
+Every error leasepool raises on purpose derives from :class:`LeasePoolError`,
+except the builtin ``TimeoutError`` (acquire timeouts, as in 0.1.3) and the
+``ValueError``/``TypeError`` raised for bad arguments.
+"""
+
+from __future__ import annotations
+
+
+class LeasePoolError(Exception):
+    """Base class of every leasepool error."""
+
+
+class LeasePoolNotStartedError(LeasePoolError):
+    """The manager is not running: it was never started, or it is stopping or stopped."""
+
+
+class LeaseUnavailableError(LeasePoolError):
+    """No lease can be granted without waiting (``wait=False``)."""
+
+
+class LeaseExpiredError(LeasePoolError):
+    """The lease was released, passed its hard expiry, or was revoked."""
+
+
+class LeaseLostError(LeaseExpiredError):
+    """The coordinator no longer knows the lease.
+
+    Raised on the next submission after a renewal (or a revocation event) found
+    that the lease is gone: it expired on the server, an operator revoked it, or
+    the coordinator lost its data.
+    """
+
+
+class UnsupportedBackendError(LeasePoolError):
+    """The requested executor backend is not available on this Python."""
+
+
+class CoordinatorUnavailableError(LeasePoolError):
+    """The coordinator (for example Redis) cannot be reached or answered with an error.
+
+    The message never contains a password: URLs are redacted before they are
+    formatted into it.
+    """
+
+
+class CoordinatorStateError(LeasePoolError):
+    """The coordinator's stored state is not what leasepool wrote (wrong key type, bad field)."""
