@@ -25,6 +25,7 @@ import abc
 import enum
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from leasepool._clock import Clock
 
@@ -40,8 +41,7 @@ class ReleaseOutcome(enum.Enum):
     """No such lease: never granted, already released, revoked, or the data was lost."""
 
 
-@dataclass(frozen=True, slots=True)
-class GrantRequest:
+class GrantRequest(NamedTuple):
     """What the manager asks a coordinator for."""
 
     lease_id: str
@@ -50,8 +50,7 @@ class GrantRequest:
     grace_seconds: float
 
 
-@dataclass(frozen=True, slots=True)
-class Grant:
+class Grant(NamedTuple):
     """A global slot, as the holder must see it.
 
     The deadlines are on the clock passed to :meth:`Coordinator.start`. The
@@ -118,9 +117,7 @@ class Coordinator(abc.ABC):
         """Undo one ``start``. The last ``close`` releases connections."""
 
     @abc.abstractmethod
-    async def acquire(
-        self, request: GrantRequest, *, wait: bool, deadline: float | None
-    ) -> Grant:
+    async def acquire(self, request: GrantRequest, *, wait: bool, deadline: float | None) -> Grant:
         """Grant a slot for ``request.lease_id``.
 
         With ``wait=False``: one try; raise :class:`LeaseUnavailableError` when

@@ -11,6 +11,7 @@ handed an item gives the item back through ``on_orphan`` so it is never lost.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 from collections.abc import Callable
 from typing import Generic, TypeVar
@@ -18,15 +19,20 @@ from typing import Generic, TypeVar
 from leasepool._clock import Clock
 
 T = TypeVar("T")
+P = TypeVar("P")
 
 
-class HandoffQueue(Generic[T]):
-    __slots__ = ("_clock", "_on_orphan", "_waiters")
+class HandoffQueue(Generic[T, P]):
+    """Waiters in arrival order. Each waiter may carry a payload (what it asks for)."""
+
+    __slots__ = ("_clock", "_on_orphan", "_waiters", "queue")
 
     def __init__(self, clock: Clock, on_orphan: Callable[[T], None]) -> None:
         self._clock = clock
         self._on_orphan = on_orphan
-        self._waiters: deque[asyncio.Future[T]] = deque()
+        self._waiters: deque[tuple[asyncio.Future[T], P | None]] = deque()
+        # The same deque, public so hot paths can test it for emptiness without a call.
+        self.queue = self._waiters
 
     def __len__(self) -> int:
         return len(self._waiters)
@@ -34,11 +40,21 @@ class HandoffQueue(Generic[T]):
     def __bool__(self) -> bool:
         return bool(self._waiters)
 
+    def peek_payload(self) -> P | None:
+        """The payload of the oldest live waiter (dropping dead ones), or None."""
+        waiters = self._waiters
+        while waiters:
+            waiter, payload = waiters[0]
+            if not waiter.done():
+                return payload
+            waiters.popleft()
+        return None
+
     def hand_off(self, item: T) -> bool:
         """Give ``item`` to the oldest waiter. False if nobody is waiting."""
         waiters = self._waiters
         while waiters:
-            waiter = waiters.popleft()
+            waiter, _ = waiters.popleft()
             if not waiter.done():
                 waiter.set_result(item)
                 return True
@@ -48,14 +64,17 @@ class HandoffQueue(Generic[T]):
         """Wake every waiter with an error (the manager is stopping)."""
         waiters = self._waiters
         while waiters:
-            waiter = waiters.popleft()
+            waiter, _ = waiters.popleft()
             if not waiter.done():
                 waiter.set_exception(exc_factory())
 
-    async def wait(self, deadline: float | None, timeout_message: str) -> T:
+    async def wait(
+        self, deadline: float | None, timeout_message: str, payload: P | None = None
+    ) -> T:
         """Wait for an item until ``deadline`` (on the clock); ``TimeoutError`` after."""
         waiter: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
+        entry = (waiter, payload)
+        self._waiters.append(entry)
         timer = None
         if deadline is not None:
 
@@ -77,7 +96,5 @@ class HandoffQueue(Generic[T]):
             if timer is not None:
                 timer.cancel()
             if not waiter.done() or waiter.cancelled() or waiter.exception() is not None:
-                try:
-                    self._waiters.remove(waiter)
-                except ValueError:
-                    pass
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(entry)

@@ -1,0 +1,52 @@
+"""leasepool: lease whole executors for a bounded time, with backpressure,
+locally or against one global capacity shared through Redis."""
+
+from __future__ import annotations
+
+import logging
+
+from leasepool._backends import ExecutorBackend
+from leasepool._clock import Clock
+from leasepool._coordinator import Coordinator, LeaseRecord, PoolStatus, ReleaseOutcome
+from leasepool._errors import (
+    CoordinatorStateError,
+    CoordinatorUnavailableError,
+    LeaseExpiredError,
+    LeaseLostError,
+    LeasePoolError,
+    LeasePoolNotStartedError,
+    LeaseUnavailableError,
+    UnsupportedBackendError,
+)
+from leasepool._grinder import WorkGrinder
+from leasepool._lease import ExecutorLease
+from leasepool._manager import LeasedExecutorManager
+from leasepool._memory import InMemoryCoordinator
+from leasepool._process_logging import ProcessLoggingConfig
+
+logging.getLogger("leasepool").addHandler(logging.NullHandler())
+
+__version__ = "0.2.0"
+
+__all__ = [
+    "Clock",
+    "Coordinator",
+    "CoordinatorStateError",
+    "CoordinatorUnavailableError",
+    "ExecutorBackend",
+    "ExecutorLease",
+    "InMemoryCoordinator",
+    "LeaseExpiredError",
+    "LeaseLostError",
+    "LeasePoolError",
+    "LeasePoolNotStartedError",
+    "LeaseRecord",
+    "LeaseUnavailableError",
+    "LeasedExecutorManager",
+    "PoolStatus",
+    "ProcessLoggingConfig",
+    "ReleaseOutcome",
+    "UnsupportedBackendError",
+    "WorkGrinder",
+    "__version__",
+]

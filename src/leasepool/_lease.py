@@ -1,0 +1,194 @@
+"""The lease: the right to submit work to one executor until a deadline."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import functools
+from collections.abc import Callable
+from concurrent.futures import BrokenExecutor, Executor, Future
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from leasepool._coordinator import ReleaseOutcome
+from leasepool._errors import LeaseExpiredError, LeaseLostError
+from leasepool._validation import optional_positive_duration
+
+if TYPE_CHECKING:
+    from leasepool._manager import LeasedExecutorManager
+    from leasepool._pool import PoolMember
+
+R = TypeVar("R")
+
+
+class LeaseState(enum.Enum):
+    ACTIVE = "active"
+    RELEASED = "released"
+    EXPIRED = "expired"
+    LOST = "lost"
+
+
+class LeasedExecutor(Executor):
+    """The executor a lease hands out: ``submit`` works while the lease is live.
+
+    ``shutdown`` is refused: the executor belongs to the manager.
+    """
+
+    __slots__ = ("_lease",)
+
+    def __init__(self, lease: ExecutorLease) -> None:
+        self._lease = lease
+
+    def submit(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> Future[R]:
+        return self._lease._submit(fn, args, kwargs)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        raise RuntimeError("a leased executor cannot be shut down; release the lease instead")
+
+    def __repr__(self) -> str:
+        return f"<LeasedExecutor lease_id={self._lease.lease_id} state={self._lease.state}>"
+
+
+class ExecutorLease:
+    """A lease on one executor, returned by :meth:`LeasedExecutorManager.acquire`.
+
+    Timestamps (``leased_at``, ``soft_expires_at``, ``hard_expires_at``) are on
+    the manager's monotonic clock. After the hard expiry, after ``release()``,
+    or once the coordinator has lost the lease, ``executor.submit`` and
+    ``run`` raise :class:`LeaseExpiredError` (:class:`LeaseLostError` for the last).
+    """
+
+    def __init__(
+        self,
+        *,
+        manager: LeasedExecutorManager,
+        member: PoolMember,
+        lease_id: str,
+        owner: str | None,
+        lease_seconds: float,
+        grace_seconds: float,
+        leased_at: float,
+        fencing_token: int,
+        soft_deadline: float,
+        hard_deadline: float,
+    ) -> None:
+        self.lease_id = lease_id
+        self.owner = owner
+        self.lease_seconds = lease_seconds
+        self.grace_seconds = grace_seconds
+        self.leased_at = leased_at
+        self.fencing_token = fencing_token
+        self._manager = manager
+        self._member = member
+        self._soft_deadline = soft_deadline
+        self._hard_deadline = hard_deadline
+        self._state = LeaseState.ACTIVE
+        self._soft_fired = False
+        self._next_event_at = soft_deadline
+
+    # -- what the holder sees ---------------------------------------------
+
+    @functools.cached_property
+    def executor(self) -> Executor:
+        """An executor proxy: ``submit`` while the lease is live; ``shutdown`` is refused."""
+        return LeasedExecutor(self)
+
+    @property
+    def soft_expires_at(self) -> float:
+        return self._soft_deadline
+
+    @property
+    def hard_expires_at(self) -> float:
+        return self._hard_deadline
+
+    @property
+    def state(self) -> str:
+        """``"active"``, ``"released"``, ``"expired"`` or ``"lost"``."""
+        return self._state.value
+
+    @property
+    def active(self) -> bool:
+        return self._state is LeaseState.ACTIVE
+
+    @property
+    def seconds_left(self) -> float:
+        """Seconds until the hard expiry; 0 once the lease is no longer active."""
+        if self._state is not LeaseState.ACTIVE:
+            return 0.0
+        return max(0.0, self._hard_deadline - self._manager._clock.monotonic())
+
+    def __repr__(self) -> str:
+        return (
+            f"<ExecutorLease id={self.lease_id} owner={self.owner!r} state={self.state} "
+            f"token={self.fencing_token}>"
+        )
+
+    # -- work ---------------------------------------------------------------
+
+    def _closed_error(self) -> LeaseExpiredError:
+        if self._state is LeaseState.LOST:
+            return LeaseLostError(
+                f"lease {self.lease_id} was lost: the coordinator no longer holds it"
+            )
+        if self._state is LeaseState.RELEASED:
+            return LeaseExpiredError(f"lease {self.lease_id} has been released")
+        return LeaseExpiredError(f"lease {self.lease_id} passed its hard expiry and was revoked")
+
+    def _submit(
+        self, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Future[R]:
+        if self._state is not LeaseState.ACTIVE:
+            raise self._closed_error()
+        if self._manager._clock.monotonic() >= self._hard_deadline:
+            # The timer has not run yet (busy loop, or a call from another thread):
+            # the deadline itself is what counts.
+            self._manager._expire_from_any_thread(self)
+            raise self._closed_error()
+        return self._manager._submit(self, self._member, fn, args, kwargs)
+
+    async def run(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> R:
+        """Run ``fn(*args, **kwargs)`` on the leased executor and await its result."""
+        if self._state is not LeaseState.ACTIVE:
+            raise self._closed_error()
+        if kwargs:
+            fn = functools.partial(fn, **kwargs)
+        member = self._member
+        manager = self._manager
+        future = manager._submit_untracked(self, member, fn, args)
+        try:
+            return await asyncio.wrap_future(future, loop=manager._loop)
+        except BrokenExecutor as exc:
+            member.broken = exc
+            raise
+        finally:
+            # Awaited here, so the common case settles on the loop thread with no
+            # extra cross-thread callback; a cancelled await settles when the work does.
+            if future.done():
+                member.finished(future)
+            else:
+                future.add_done_callback(member.finished_in_thread)
+
+    # -- lifetime -----------------------------------------------------------
+
+    async def release(self) -> ReleaseOutcome:
+        """Give the lease back. Idempotent and safe under cancellation.
+
+        Returns RELEASED when this call ended a live lease, EXPIRED when the lease
+        had already expired or been lost, UNKNOWN when it was already released.
+        """
+        return await self._manager._release_lease(self)
+
+    async def renew(self, seconds: float | None = None) -> None:
+        """Extend a live lease to ``seconds`` (default: ``lease_seconds``) from now.
+
+        Never revives an expired, released or lost lease: those raise
+        :class:`LeaseExpiredError` (:class:`LeaseLostError` when the coordinator
+        no longer holds it). Never shortens a lease.
+        """
+        checked = optional_positive_duration("seconds", seconds)
+        await self._manager._renew_lease(self, self.lease_seconds if checked is None else checked)
+
+    async def __aenter__(self) -> ExecutorLease:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.release()

@@ -1,0 +1,303 @@
+"""The local pool: this process's executors, and who may use each one.
+
+Every executor is in exactly one of three places:
+
+* ``idle``: ready to lease;
+* ``busy``: leased, or released/expired but still finishing work submitted
+  through its lease (draining);
+* ``retiring``: shut down, with workers that may still be running.
+
+All three count against ``max_pools``. Counting ``retiring`` is what keeps the
+number of live workers within ``max_pools * workers_per_pool`` even while a
+broken, expired or terminated executor is still winding down.
+
+Every method runs on the event loop thread; worker threads only ever reach the
+pool through ``loop.call_soon_threadsafe``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import threading
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import BrokenExecutor, Executor, Future
+from typing import Any
+
+from leasepool._backends import ExecutorBackend, build_executor
+from leasepool._clock import Clock
+from leasepool._errors import LeasePoolNotStartedError
+from leasepool._stats import Counters
+from leasepool._waiting import HandoffQueue
+
+
+class PoolMember:
+    """One executor and the work currently submitted to it."""
+
+    __slots__ = (
+        "_lock",
+        "_loop",
+        "_on_drained",
+        "broken",
+        "executor",
+        "leases_served",
+        "pending",
+        "seq",
+    )
+
+    def __init__(self, executor: Executor, seq: int, loop: asyncio.AbstractEventLoop) -> None:
+        self.executor = executor
+        self.seq = seq
+        self.pending: set[Future[Any]] = set()
+        self.broken: BaseException | None = None
+        self.leases_served = 0
+        self._lock = threading.Lock()
+        self._loop = loop
+        self._on_drained: Callable[[], None] | None = None
+
+    # ``pending`` is only changed with single set operations, which are atomic;
+    # ``_lock`` guards the check-then-take of the drained callback.
+
+    def finished(self, future: Future[Any]) -> None:
+        """Work done and its outcome already inspected; called on the loop thread."""
+        self.pending.discard(future)
+        if not self.pending and self._on_drained is not None:
+            with self._lock:
+                callback, self._on_drained = self._on_drained, None
+            if callback is not None:
+                callback()
+
+    def finished_in_thread(self, future: Future[Any]) -> None:
+        """Work done; called from a worker or executor management thread."""
+        self._note_broken(future)
+        self.pending.discard(future)
+        if not self.pending and self._on_drained is not None:
+            with self._lock:
+                callback, self._on_drained = self._on_drained, None
+            if callback is not None:
+                with contextlib.suppress(RuntimeError):  # loop closed: nothing to return to
+                    self._loop.call_soon_threadsafe(callback)
+
+    def _note_broken(self, future: Future[Any]) -> None:
+        if self.broken is None and not future.cancelled():
+            exc = future.exception()
+            if isinstance(exc, BrokenExecutor):
+                self.broken = exc
+
+    def when_drained(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` on the loop once no submitted work is pending (now, if none is)."""
+        with self._lock:
+            self._on_drained = callback
+        if not self.pending:
+            with self._lock:
+                taken, self._on_drained = self._on_drained, None
+            if taken is not None:
+                taken()
+
+    def cancel_queued(self) -> int:
+        """Cancel work that has not started yet; returns how many were cancelled."""
+        queued = list(self.pending)
+        return sum(1 for future in queued if future.cancel())
+
+    @property
+    def running(self) -> int:
+        return len(self.pending)
+
+
+class LocalPool:
+    def __init__(
+        self,
+        *,
+        backend: ExecutorBackend,
+        max_pools: int,
+        min_pools: int,
+        units_per_pool: int,
+        size_provider: Callable[[], int] | None,
+        workers_per_pool: int,
+        name_prefix: str,
+        executor_kwargs: Callable[[], dict[str, Any]],
+        clock: Clock,
+        counters: Counters,
+        logger: logging.Logger,
+        max_leases_per_executor: int | None = None,
+    ) -> None:
+        self.backend = backend
+        self.max_pools = max_pools
+        self.min_pools = min_pools
+        self.units_per_pool = units_per_pool
+        self.size_provider = size_provider
+        self.workers_per_pool = workers_per_pool
+        self.max_leases_per_executor = max_leases_per_executor
+        self._name_prefix = name_prefix
+        self._executor_kwargs = executor_kwargs
+        self._counters = counters
+        self._logger = logger
+        self.idle: deque[PoolMember] = deque()
+        self.busy: set[PoolMember] = set()
+        self.retiring: set[PoolMember] = set()
+        self.waiters: HandoffQueue[PoolMember, None] = HandoffQueue(clock, self.give_back)
+        self._seq = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closed = True
+
+    # -- sizing -----------------------------------------------------------
+
+    @property
+    def total(self) -> int:
+        return len(self.idle) + len(self.busy) + len(self.retiring)
+
+    def desired(self) -> int:
+        if self.size_provider is None:
+            return self.min_pools
+        units = 0
+        if self.size_provider is not None:
+            try:
+                units = max(0, int(self.size_provider()))
+            except Exception:
+                # A failing provider must not take the pool down: count it as 0.
+                self._logger.debug("size_provider raised; counting 0 units", exc_info=True)
+        wanted = max(self.min_pools, math.ceil(units / self.units_per_pool))
+        return min(self.max_pools, wanted)
+
+    def open(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._closed = False
+        self.refill()
+
+    def refill(self) -> None:
+        """Create executors up to the target, serving waiters first."""
+        if self._closed:
+            return
+        target = self.desired()
+        while self.total < self.max_pools and (self.waiters or self.total < target):
+            member = self._create()
+            if not self.waiters.hand_off(member):
+                self.busy.discard(member)
+                self.idle.append(member)
+
+    def rescale(self) -> None:
+        """Shut idle executors above the target; create up to it. Never touches leased ones."""
+        if self._closed:
+            return
+        target = self.desired()
+        while self.idle and self.total > target:
+            self.retire(self.idle.pop(), "shrink")
+        self.refill()
+
+    def _create(self) -> PoolMember:
+        assert self._loop is not None
+        self._seq += 1
+        executor = build_executor(
+            self.backend,
+            workers=self.workers_per_pool,
+            thread_name_prefix=f"{self._name_prefix}-{self._seq}",
+            kwargs=self._executor_kwargs(),
+        )
+        member = PoolMember(executor, self._seq, self._loop)
+        self.busy.add(member)
+        self._counters.executors_created += 1
+        self._logger.debug("created executor seq=%s backend=%s", member.seq, self.backend.value)
+        return member
+
+    # -- leasing ----------------------------------------------------------
+
+    def take_nowait(self) -> PoolMember | None:
+        """An executor now, or None. Never jumps ahead of waiters."""
+        if self.waiters.queue or self._closed:
+            return None
+        if self.idle:
+            member = self.idle.popleft()
+            self.busy.add(member)
+            return member
+        if self.total < self.max_pools:
+            return self._create()
+        return None
+
+    async def take(self, deadline: float | None) -> PoolMember:
+        if self._closed:
+            raise LeasePoolNotStartedError("the manager is stopping")
+        return await self.waiters.wait(deadline, "timed out waiting for a free executor", None)
+
+    def give_back(self, member: PoolMember) -> None:
+        """A member whose lease ended and whose work has drained."""
+        if member not in self.busy:
+            return
+        if self._closed:
+            self.busy.discard(member)
+            member.executor.shutdown(wait=False, cancel_futures=True)
+            return
+        if member.broken is not None:
+            self.retire(member, "broken")
+            return
+        limit = self.max_leases_per_executor
+        if limit is not None and member.leases_served >= limit:
+            self.retire(member, "recycled")
+            return
+        if self.waiters.queue and self.waiters.hand_off(member):
+            return
+        self.busy.discard(member)
+        if len(self.idle) + len(self.busy) + len(self.retiring) >= self.desired():
+            self.retire(member, "shrink")
+        else:
+            self.idle.append(member)
+
+    # -- retiring ---------------------------------------------------------
+
+    def retire(
+        self,
+        member: PoolMember,
+        reason: str,
+        kill: Callable[[Executor], object] | None = None,
+    ) -> None:
+        """Shut ``member`` down; it keeps counting until its workers are gone."""
+        self.busy.discard(member)
+        with contextlib.suppress(ValueError):
+            self.idle.remove(member)
+        if member in self.retiring:
+            return
+        self.retiring.add(member)
+        self._counters.retire(reason)
+        self._logger.log(
+            logging.WARNING if reason in ("broken", "terminated") else logging.DEBUG,
+            "retiring executor seq=%s reason=%s%s",
+            member.seq,
+            reason,
+            f" error={member.broken!r}" if member.broken is not None else "",
+        )
+        loop = self._loop
+
+        def shut_down() -> None:
+            try:
+                if kill is not None:
+                    kill(member.executor)
+                member.executor.shutdown(wait=True, cancel_futures=True)
+            except Exception:
+                self._logger.exception("error shutting down executor seq=%s", member.seq)
+            finally:
+                if loop is not None:
+                    with contextlib.suppress(RuntimeError):
+                        loop.call_soon_threadsafe(self._retired, member)
+
+        # shutdown(wait=True) joins workers, which may take long: never on the loop.
+        threading.Thread(
+            target=shut_down, name=f"{self._name_prefix}-retire-{member.seq}", daemon=True
+        ).start()
+
+    def _retired(self, member: PoolMember) -> None:
+        self.retiring.discard(member)
+        self.refill()
+
+    # -- shutdown ---------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop leasing: fail waiters and shut every executor down without blocking."""
+        self._closed = True
+        self.waiters.fail_all(lambda: LeasePoolNotStartedError("the manager is stopping"))
+        members = [*self.idle, *self.busy]
+        self.idle.clear()
+        self.busy.clear()
+        for member in members:
+            member.executor.shutdown(wait=False, cancel_futures=True)
