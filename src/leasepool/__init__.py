@@ -23,6 +23,7 @@ from leasepool._lease import ExecutorLease
 from leasepool._manager import LeasedExecutorManager
 from leasepool._memory import InMemoryCoordinator
 from leasepool._process_logging import ProcessLoggingConfig
+from leasepool._redis_coordinator import RedisCoordinator
 
 logging.getLogger("leasepool").addHandler(logging.NullHandler())
 
@@ -45,6 +46,7 @@ __all__ = [
     "LeasedExecutorManager",
     "PoolStatus",
     "ProcessLoggingConfig",
+    "RedisCoordinator",
     "ReleaseOutcome",
     "UnsupportedBackendError",
     "WorkGrinder",

@@ -158,7 +158,7 @@ class InMemoryCoordinator(Coordinator):
                 + (f" with {len(waiters)} waiting" if waiters else "")
             )
         self._counters["waits"] += 1
-        self._arm_expiry_timer()
+        self._arm_expiry_timer(about_to_wait=True)
         granted = await waiters.wait(
             deadline, f"timed out waiting for a slot in pool {self._pool!r}", request
         )
@@ -190,12 +190,12 @@ class InMemoryCoordinator(Coordinator):
         assert waiters is not None
         return waiters.peek_payload()
 
-    def _arm_expiry_timer(self) -> None:
+    def _arm_expiry_timer(self, *, about_to_wait: bool = False) -> None:
         """While anyone waits, wake at the earliest hard expiry to reclaim it."""
         if self._expiry_timer is not None:
             self._expiry_timer.cancel()
             self._expiry_timer = None
-        if not self._waiters or not self._expiry_heap:
+        if not (about_to_wait or self._waiters) or not self._expiry_heap:
             return
         self._expiry_timer = self._clock.call_at(self._expiry_heap[0][0], self._on_expiry_timer)
 

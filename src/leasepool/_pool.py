@@ -172,7 +172,9 @@ class LocalPool:
         if self._closed:
             return
         target = self.desired()
-        while self.total < self.max_pools and (self.waiters or self.total < target):
+        while self.total < self.max_pools and (
+            self.waiters.queue or len(self.idle) + len(self.busy) < target
+        ):
             member = self._create()
             if not self.waiters.hand_off(member):
                 self.busy.discard(member)
@@ -183,7 +185,7 @@ class LocalPool:
         if self._closed:
             return
         target = self.desired()
-        while self.idle and self.total > target:
+        while self.idle and len(self.idle) + len(self.busy) > target:
             self.retire(self.idle.pop(), "shrink")
         self.refill()
 
@@ -239,7 +241,8 @@ class LocalPool:
         if self.waiters.queue and self.waiters.hand_off(member):
             return
         self.busy.discard(member)
-        if len(self.idle) + len(self.busy) + len(self.retiring) >= self.desired():
+        # Retiring executors count against max_pools, not towards the target.
+        if len(self.idle) + len(self.busy) >= self.desired():
             self.retire(member, "shrink")
         else:
             self.idle.append(member)

@@ -1,0 +1,7 @@
+"""``python -m leasepool``."""
+
+import sys
+
+from leasepool._cli import main
+
+sys.exit(main())
