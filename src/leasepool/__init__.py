@@ -24,6 +24,8 @@ from leasepool._manager import LeasedExecutorManager
 from leasepool._memory import InMemoryCoordinator
 from leasepool._process_logging import ProcessLoggingConfig
 from leasepool._redis_coordinator import RedisCoordinator
+from leasepool._serialization import SerializationError
+from leasepool._workers import WorkerDiedError
 
 logging.getLogger("leasepool").addHandler(logging.NullHandler())
 
@@ -48,7 +50,9 @@ __all__ = [
     "ProcessLoggingConfig",
     "RedisCoordinator",
     "ReleaseOutcome",
+    "SerializationError",
     "UnsupportedBackendError",
     "WorkGrinder",
+    "WorkerDiedError",
     "__version__",
 ]

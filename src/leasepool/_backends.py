@@ -5,6 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 import enum
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from leasepool._errors import UnsupportedBackendError
@@ -47,14 +48,44 @@ def executor_class(backend: ExecutorBackend) -> type[Executor]:
     return interpreter_pool
 
 
+@dataclass(frozen=True, slots=True)
+class ExecutorOptions:
+    """How the pool builds executors, beyond the executor's own kwargs.
+
+    ``serializer="cloudpickle"`` (process and interpreter backends) pickles each
+    call in the caller; ``prewarm`` (process backend) starts the workers when
+    the executor is created.
+    """
+
+    serializer: str = "pickle"
+    prewarm: bool = False
+
+
+DEFAULT_OPTIONS = ExecutorOptions()
+
+
 def build_executor(
-    backend: ExecutorBackend, *, workers: int, thread_name_prefix: str, kwargs: dict[str, Any]
+    backend: ExecutorBackend,
+    *,
+    workers: int,
+    thread_name_prefix: str,
+    kwargs: dict[str, Any],
+    options: ExecutorOptions = DEFAULT_OPTIONS,
 ) -> Executor:
+    if backend is ExecutorBackend.PROCESS:
+        from leasepool._workers import build_process_executor
+
+        return build_process_executor(
+            workers=workers, name=thread_name_prefix, kwargs=kwargs, options=options
+        )
     cls = executor_class(backend)
-    options = dict(kwargs)
-    if backend is not ExecutorBackend.PROCESS:
-        # ProcessPoolExecutor has no thread_name_prefix parameter.
-        options.setdefault("thread_name_prefix", thread_name_prefix)
+    if options.serializer == "cloudpickle":
+        from leasepool._serialization import with_cloudpickle
+
+        cls = with_cloudpickle(cls)
+    # Thread and interpreter pools name their threads after the executor.
+    arguments = dict(kwargs)
+    arguments.setdefault("thread_name_prefix", thread_name_prefix)
     factory: Any = cls
-    executor: Executor = factory(max_workers=workers, **options)
+    executor: Executor = factory(max_workers=workers, **arguments)
     return executor

@@ -239,23 +239,26 @@ class WorkGrinder:
         self._batches += 1
         owner = f"{self._owner_prefix}-batch-{self._batches}"
         futures: list[asyncio.Future[Any]] = []
+        sent: list[_Item] = []
         try:
             async with await self._manager.acquire(
                 lease_seconds=self._lease_seconds, owner=owner
             ) as lease:
-                for index, item in enumerate(live):
+                for item in live:
                     try:
                         submitted = lease.executor.submit(item.fn, *item.args, **item.kwargs)
                     except Exception as exc:
-                        # Only the items not yet handed to the executor share this error.
-                        for unsent in live[index:]:
-                            if not unsent.result.done():
-                                unsent.result.set_exception(exc)
-                        break
+                        # This call never reached the executor: it alone gets the error.
+                        # A bad payload fails one item; a dead lease or executor makes
+                        # each later submit fail on its own.
+                        if not item.result.done():
+                            item.result.set_exception(exc)
+                        continue
                     item.submitted = True
+                    sent.append(item)
                     futures.append(asyncio.wrap_future(submitted))
                 outcomes = await asyncio.gather(*futures, return_exceptions=True)
-            for item, outcome in zip(live, outcomes, strict=False):
+            for item, outcome in zip(sent, outcomes, strict=True):
                 if item.result.done():
                     continue
                 if isinstance(outcome, BaseException):

@@ -159,6 +159,14 @@ class ExecutorLease:
         except BrokenExecutor as exc:
             member.broken = exc
             raise
+        except asyncio.CancelledError:
+            # Queued work that a hard expiry (or loss, or stop) cancelled: say so,
+            # instead of a CancelledError the caller's task never asked for.
+            if future.cancelled() and self._state is not LeaseState.ACTIVE:
+                task = asyncio.current_task()
+                if task is None or not task.cancelling():
+                    raise self._closed_error() from None
+            raise
         finally:
             # Awaited here, so the common case settles on the loop thread with no
             # extra cross-thread callback; a cancelled await settles when the work does.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import inspect
 import itertools
 import logging
@@ -18,10 +19,16 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import BrokenExecutor, Future
 from typing import Any, Literal, TypeVar
 
-from leasepool._backends import ExecutorBackend, executor_class, normalize_backend
+from leasepool._backends import (
+    ExecutorBackend,
+    ExecutorOptions,
+    executor_class,
+    normalize_backend,
+)
 from leasepool._clock import MONOTONIC_CLOCK, Clock, TimerHandle
 from leasepool._coordinator import Coordinator, Grant, GrantRequest, ReleaseOutcome
 from leasepool._errors import (
+    LeaseExpiredError,
     LeasePoolError,
     LeasePoolNotStartedError,
     LeaseUnavailableError,
@@ -31,6 +38,7 @@ from leasepool._lease import ExecutorLease, LeaseState
 from leasepool._memory import InMemoryCoordinator
 from leasepool._pool import LocalPool, PoolMember
 from leasepool._process_logging import ProcessLogBridge, ProcessLoggingConfig, log_level
+from leasepool._serialization import Serializer, validate_serializer
 from leasepool._stats import Counters
 from leasepool._validation import (
     boolean,
@@ -77,6 +85,9 @@ class LeasedExecutorManager:
         on_soft_expiry: SoftExpiryCallback | None = None,
         hard_expiry_action: HardExpiryAction = "reject",
         auto_renew: bool = False,
+        serializer: Serializer = "pickle",
+        prewarm: bool = True,
+        max_leases_per_executor: int | None = None,
         **executor_kwargs: Any,
     ) -> None:
         self._backend = normalize_backend(backend)
@@ -126,6 +137,13 @@ class LeasedExecutorManager:
             )
         self._hard_expiry_action = hard_expiry_action
         self._auto_renew = boolean("auto_renew", auto_renew)
+        executor_options = process_options(
+            self._backend, serializer, boolean("prewarm", prewarm), executor_kwargs
+        )
+        if max_leases_per_executor is not None:
+            max_leases_per_executor = positive_int(
+                "max_leases_per_executor", max_leases_per_executor
+            )
 
         forward = boolean("forward_process_logs", forward_process_logs)
         if process_logging is None:
@@ -161,6 +179,8 @@ class LeasedExecutorManager:
             clock=self._clock,
             counters=self._counters,
             logger=self._logger,
+            max_leases_per_executor=max_leases_per_executor,
+            executor_options=executor_options,
         )
         self._timers = ExpiryTimers(self._clock, self._soft_expired, self._hard_expired)
         self._leases: dict[str, ExecutorLease] = {}
@@ -170,9 +190,12 @@ class LeasedExecutorManager:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._started = False
         self._stopping = False
+        self._stop_done: asyncio.Future[None] | None = None
         self._check_timer: TimerHandle | None = None
         self._renew_timer: TimerHandle | None = None
         self._acquiring: dict[asyncio.Task[Any], None] = {}
+        # terminate mode: released leases whose work is still draining.
+        self._draining: dict[PoolMember, ExecutorLease] = {}
         self._background: set[asyncio.Task[Any]] = set()
 
     # -- properties (0.1.3) ---------------------------------------------------
@@ -214,10 +237,10 @@ class LeasedExecutorManager:
     async def start(self) -> None:
         """Create the minimum executors and connect the coordinator."""
         loop = self._require_loop("start")
-        if self._started:
-            return
         if self._stopping:
             raise LeasePoolNotStartedError("the manager is stopping")
+        if self._started:
+            return
         executor_class(self._backend)  # UnsupportedBackendError before anything starts
         self._loop = loop
         try:
@@ -249,10 +272,14 @@ class LeasedExecutorManager:
         """Stop leasing, release held leases, shut executors down. Does nothing if not started."""
         if not self._started:
             return
-        self._require_loop("stop")
+        loop = self._require_loop("stop")
         if self._stopping:
+            # Another stop() is in progress: return once it has finished.
+            if self._stop_done is not None:
+                await asyncio.shield(self._stop_done)
             return
         self._stopping = True
+        self._stop_done = loop.create_future()
         try:
             for timer in (self._check_timer, self._renew_timer):
                 if timer is not None:
@@ -263,6 +290,7 @@ class LeasedExecutorManager:
                 task.cancel("leasepool manager stopping")
             leases = list(self._leases.values())
             self._leases.clear()
+            self._draining.clear()
             for lease in leases:
                 lease._state = LeaseState.RELEASED
             self._timers.cancel_all()
@@ -279,6 +307,9 @@ class LeasedExecutorManager:
             self._started = False
             self._stopping = False
             self._loop = None
+            done, self._stop_done = self._stop_done, None
+            if done is not None and not done.done():
+                done.set_result(None)
         self._logger.info("leasepool manager stopped")
 
     def _running_loop(self, method: str) -> None:
@@ -431,6 +462,12 @@ class LeasedExecutorManager:
             # Draining: the executor and the global slot stay taken until the
             # work submitted through this lease has finished.
             member.when_drained(lambda: self._drained(lease))
+            if self._hard_expiry_action == "terminate":
+                # Draining is bounded too: what still runs at the hard expiry is killed.
+                self._draining[member] = lease
+                self._clock.call_at(
+                    lease._hard_deadline, lambda: self._drain_deadline(member, lease)
+                )
             return ReleaseOutcome.RELEASED
         self._pool.give_back(member)
         memory = self._memory
@@ -440,8 +477,27 @@ class LeasedExecutorManager:
         return ReleaseOutcome.RELEASED if outcome is None else outcome
 
     def _drained(self, lease: ExecutorLease) -> None:
+        if self._draining:
+            self._draining.pop(lease._member, None)
         self._pool.give_back(lease._member)
         self._spawn(self._release_global(lease.lease_id))
+
+    def _drain_deadline(self, member: PoolMember, lease: ExecutorLease) -> None:
+        """A released lease's work still runs at its hard expiry: kill it (terminate)."""
+        if self._draining.get(member) is not lease or not self._started:
+            return
+        del self._draining[member]
+        if all(future.done() for future in list(member.pending)):
+            return
+        self._logger.warning(
+            "lease %s (owner=%r) was released but %d task(s) still run at its hard expiry: "
+            "killing its workers",
+            lease.lease_id,
+            lease.owner,
+            member.running,
+        )
+        member.cancel_queued()
+        self._terminate(member, lease)
 
     async def _release_global(self, lease_id: str) -> ReleaseOutcome | None:
         try:
@@ -509,11 +565,18 @@ class LeasedExecutorManager:
             try:
                 result = self._on_soft_expiry(lease)
                 if inspect.isawaitable(result):
-                    self._spawn(result)
+                    self._spawn(self._await_soft_callback(result, lease.lease_id))
             except Exception:
                 self._logger.exception(
                     "on_soft_expiry callback raised for lease %s", lease.lease_id
                 )
+
+    async def _await_soft_callback(self, awaitable: Awaitable[object], lease_id: str) -> None:
+        # Log an async callback's error like a sync one's, not as "never retrieved".
+        try:
+            await awaitable
+        except Exception:
+            self._logger.exception("on_soft_expiry callback raised for lease %s", lease_id)
 
     def _hard_expired(self, lease: ExecutorLease) -> None:
         self._end_lease(lease, LeaseState.EXPIRED)
@@ -557,20 +620,45 @@ class LeasedExecutorManager:
                 member.running,
             )
         member.cancel_queued()
-        if self._hard_expiry_action == "terminate" and member.pending:
-            self._terminate(member)
+        if self._hard_expiry_action == "terminate" and not all(
+            future.done() for future in list(member.pending)
+        ):
+            self._terminate(member, lease)
         else:
-            member.when_drained(lambda: self._pool.give_back(member))
+            # Work still running now over-runs the lease (stats()["overrunning"]).
+            member.revoked = bool(member.pending)
+            member.when_drained(lambda: self._revoked_drained(member))
         if state is LeaseState.EXPIRED:
             self._spawn(self._release_global(lease.lease_id))
 
-    def _terminate(self, member: PoolMember) -> None:
+    def _revoked_drained(self, member: PoolMember) -> None:
+        member.revoked = False
+        self._pool.give_back(member)
+
+    def _terminate(self, member: PoolMember, lease: ExecutorLease) -> None:
+        """Kill the lease's worker processes; its unfinished work fails with its error."""
         from leasepool._terminate import kill_process_workers
 
         self._counters.kills += 1
+        revoke = getattr(member.executor, "revoke", None)
+        if revoke is not None:
+            closed = lease._closed_error()
+            if lease._state is LeaseState.RELEASED:
+                closed = LeaseExpiredError(
+                    f"lease {lease.lease_id} was released, but this work was still running "
+                    "at its hard expiry"
+                )
+            revoke(
+                functools.partial(
+                    type(closed),
+                    f"{closed}; its worker processes were killed (hard_expiry_action='terminate')",
+                )
+            )
         self._pool.retire(member, "terminated", kill=kill_process_workers)
 
     async def _renew_lease(self, lease: ExecutorLease, seconds: float) -> None:
+        if lease._state is not LeaseState.ACTIVE:
+            raise lease._closed_error()  # released (also by stop), expired or lost
         self._running_loop("renew")
         if lease._state is LeaseState.ACTIVE and self._clock.monotonic() >= lease._hard_deadline:
             self._end_lease(lease, LeaseState.EXPIRED)
@@ -655,6 +743,7 @@ class LeasedExecutorManager:
         """A snapshot: the 0.1.3 keys plus waiting, retiring, counters and coordinator."""
         now = self._clock.monotonic()
         pool = self._pool
+        leased = {lease._member for lease in self._leases.values()}
         return {
             "backend": self._backend.value,
             "desired": pool.desired(),
@@ -677,10 +766,14 @@ class LeasedExecutorManager:
             ],
             "waiting": len(pool.waiters),
             "retiring": len(pool.retiring),
-            "overrunning": sum(
+            # Tasks still running after their lease hit its hard expiry or was
+            # lost (work of a released lease that is draining is not counted).
+            "overrunning": sum(member.running for member in pool.busy if member.revoked),
+            # Tasks of released leases still finishing (their executor waits for them).
+            "draining": sum(
                 member.running
                 for member in pool.busy
-                if not any(lease._member is member for lease in self._leases.values())
+                if not member.revoked and member not in leased
             ),
             "counters": self._counters.snapshot(),
             "coordinator": self._coordinator.statistics(),
@@ -699,3 +792,41 @@ class LeasedExecutorManager:
             f"<LeasedExecutorManager backend={self._backend.value} {state} "
             f"total={self._pool.total} leased={len(self._pool.busy)}>"
         )
+
+
+def process_options(
+    backend: ExecutorBackend, serializer: object, prewarm: bool, executor_kwargs: dict[str, Any]
+) -> ExecutorOptions:
+    """Validate the process-backend options up front; the executor options they make."""
+    chosen = validate_serializer(serializer)
+    if chosen == "cloudpickle":
+        if backend is ExecutorBackend.THREAD:
+            raise ValueError(
+                "serializer='cloudpickle' needs backend='process' or 'interpreter': "
+                "thread workers share the caller's memory and pickle nothing"
+            )
+        import cloudpickle  # type: ignore[import-untyped]  # noqa: F401  (fail now if missing)
+    if "max_tasks_per_child" in executor_kwargs:
+        tasks = executor_kwargs["max_tasks_per_child"]
+        if backend is not ExecutorBackend.PROCESS:
+            raise ValueError(
+                f"max_tasks_per_child={tasks!r} is a ProcessPoolExecutor option: "
+                f"it needs backend='process', got backend={backend.value!r}"
+            )
+        if tasks is not None:
+            positive_int("max_tasks_per_child", tasks)
+            context = executor_kwargs.get("mp_context")
+            method = None
+            if context is not None:
+                with contextlib.suppress(Exception):
+                    method = context.get_start_method(allow_none=False)
+            if method == "fork":
+                raise ValueError(
+                    f"max_tasks_per_child={tasks!r} cannot be used with a 'fork' mp_context "
+                    "(workers replaced while threads run could deadlock): pass "
+                    "mp_context=multiprocessing.get_context('spawn') or 'forkserver', "
+                    "or no mp_context (then 'spawn' is used)"
+                )
+    return ExecutorOptions(
+        serializer=chosen, prewarm=prewarm and backend is ExecutorBackend.PROCESS
+    )

@@ -27,10 +27,16 @@ from collections.abc import Callable
 from concurrent.futures import BrokenExecutor, Executor, Future
 from typing import Any
 
-from leasepool._backends import ExecutorBackend, build_executor
+from leasepool._backends import (
+    DEFAULT_OPTIONS,
+    ExecutorBackend,
+    ExecutorOptions,
+    build_executor,
+)
 from leasepool._clock import Clock
 from leasepool._errors import LeasePoolNotStartedError
 from leasepool._stats import Counters
+from leasepool._terminate import shut_down_and_reap
 from leasepool._waiting import HandoffQueue
 
 
@@ -45,6 +51,7 @@ class PoolMember:
         "executor",
         "leases_served",
         "pending",
+        "revoked",
         "seq",
     )
 
@@ -54,6 +61,9 @@ class PoolMember:
         self.pending: set[Future[Any]] = set()
         self.broken: BaseException | None = None
         self.leases_served = 0
+        # True from a hard expiry (or loss) until its work has drained:
+        # that work is over-running its lease.
+        self.revoked = False
         self._lock = threading.Lock()
         self._loop = loop
         self._on_drained: Callable[[], None] | None = None
@@ -123,6 +133,7 @@ class LocalPool:
         counters: Counters,
         logger: logging.Logger,
         max_leases_per_executor: int | None = None,
+        executor_options: ExecutorOptions = DEFAULT_OPTIONS,
     ) -> None:
         self.backend = backend
         self.max_pools = max_pools
@@ -131,6 +142,7 @@ class LocalPool:
         self.size_provider = size_provider
         self.workers_per_pool = workers_per_pool
         self.max_leases_per_executor = max_leases_per_executor
+        self._executor_options = executor_options
         self._name_prefix = name_prefix
         self._executor_kwargs = executor_kwargs
         self._counters = counters
@@ -197,8 +209,17 @@ class LocalPool:
             workers=self.workers_per_pool,
             thread_name_prefix=f"{self._name_prefix}-{self._seq}",
             kwargs=self._executor_kwargs(),
+            options=self._executor_options,
         )
         member = PoolMember(executor, self._seq, self._loop)
+        if hasattr(executor, "on_broken"):  # process backend: hear of dead workers at once
+            loop = self._loop
+
+            def on_broken(error: BaseException) -> None:
+                with contextlib.suppress(RuntimeError):  # loop closed
+                    loop.call_soon_threadsafe(self._broke, member, error)
+
+            executor.on_broken = on_broken
         self.busy.add(member)
         self._counters.executors_created += 1
         self._logger.debug("created executor seq=%s backend=%s", member.seq, self.backend.value)
@@ -274,9 +295,8 @@ class LocalPool:
 
         def shut_down() -> None:
             try:
-                if kill is not None:
-                    kill(member.executor)
-                member.executor.shutdown(wait=True, cancel_futures=True)
+                # Returns once the worker processes (if any) have exited.
+                shut_down_and_reap(member.executor, kill)
             except Exception:
                 self._logger.exception("error shutting down executor seq=%s", member.seq)
             finally:
@@ -292,6 +312,20 @@ class LocalPool:
     def _retired(self, member: PoolMember) -> None:
         self.retiring.discard(member)
         self.refill()
+
+    def _broke(self, member: PoolMember, error: BaseException) -> None:
+        """A worker process died: an idle executor is retired now, a leased one when freed.
+
+        Only an executor that has served a lease is replaced while idle: one that broke
+        before its first lease (a failing ``initializer``, say) would break again at once,
+        so it waits for the next holder, who gets the error, as without pre-warm.
+        """
+        if member.broken is None:
+            member.broken = error
+        self._counters.worker_deaths += 1
+        self._logger.warning("executor seq=%s is broken: %s", member.seq, error)
+        if member in self.idle and member.leases_served and not self._closed:
+            self.retire(member, "broken")
 
     # -- shutdown ---------------------------------------------------------
 

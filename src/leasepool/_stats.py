@@ -18,6 +18,7 @@ class Counters:
     renewal_failures: int = 0
     lost: int = 0
     kills: int = 0
+    worker_deaths: int = 0
     executors_created: int = 0
     retirements: dict[str, int] = field(default_factory=dict)
 

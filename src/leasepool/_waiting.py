@@ -72,6 +72,9 @@ class HandoffQueue(Generic[T, P]):
         self, deadline: float | None, timeout_message: str, payload: P | None = None
     ) -> T:
         """Wait for an item until ``deadline`` (on the clock); ``TimeoutError`` after."""
+        if deadline is not None and deadline <= self._clock.monotonic():
+            # Already due (timeout=0): fail now rather than queue until a timer runs.
+            raise TimeoutError(timeout_message)
         waiter: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         entry = (waiter, payload)
         self._waiters.append(entry)

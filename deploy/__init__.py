@@ -1,0 +1,1 @@
+"""Deployment example for leasepool: a web app, its image, and a load generator."""

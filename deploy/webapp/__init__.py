@@ -1,0 +1,1 @@
+"""The example web app (``uvicorn deploy.webapp.app:app``)."""

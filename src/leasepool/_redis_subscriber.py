@@ -1,0 +1,156 @@
+"""One pub/sub listener per client and event loop: wake-ups for waiters.
+
+Every :class:`~leasepool.RedisCoordinator` started on the same client (in the
+same event loop) shares one subscriber connection; each registers the events
+channel of its pool and a handler. A handler gets each message as ``str``, and
+``None`` whenever the channel is (re)subscribed: messages may have been missed
+then, so the handler should recheck at once.
+
+Pub/sub loses messages while disconnected, so it is only a hint: coordinators
+also keep a timer to the earliest expiry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from leasepool._redis_errors import REDIS_ERRORS
+
+log = logging.getLogger("leasepool.redis")
+
+Handler = Callable[[str | None], None]
+
+_READ_TIMEOUT = 30.0
+"""Seconds a read blocks before looping (a local wait: no command is sent)."""
+_RETRY_FIRST, _RETRY_MAX = 0.05, 2.0
+
+_REGISTRY: dict[tuple[int, int], _Subscriber] = {}
+
+
+def _text(value: object) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+class _Subscriber:
+    def __init__(self, client: Any, registry_key: tuple[int, int]) -> None:
+        self._client = client
+        self._key = registry_key
+        self._handlers: dict[str, list[Handler]] = {}
+        self._ready: dict[str, asyncio.Event] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def add(self, channel: str, handler: Handler) -> None:
+        self._handlers.setdefault(channel, []).append(handler)
+        self._ready.setdefault(channel, asyncio.Event())
+        self._restart()
+
+    async def remove(self, channel: str, handler: Handler) -> None:
+        handlers = self._handlers.get(channel, [])
+        with contextlib.suppress(ValueError):
+            handlers.remove(handler)
+        if not handlers:
+            self._handlers.pop(channel, None)
+            self._ready.pop(channel, None)
+        if self._handlers:
+            self._restart()
+            return
+        _REGISTRY.pop(self._key, None)
+        await self._stop()
+
+    async def wait_ready(self, channel: str, within: float) -> bool:
+        event = self._ready.get(channel)
+        if event is None:
+            return False
+        try:
+            await asyncio.wait_for(event.wait(), within)
+        except TimeoutError:
+            return False
+        return True
+
+    def _restart(self) -> None:
+        old = self._task
+        self._task = asyncio.get_running_loop().create_task(self._run(old))
+
+    async def _stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run(self, previous: asyncio.Task[None] | None) -> None:
+        if previous is not None:
+            previous.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await previous
+        delay = _RETRY_FIRST
+        while self._handlers:
+            channels = list(self._handlers)
+            for channel in channels:
+                self._ready[channel].clear()
+            pubsub = self._client.pubsub()
+            try:
+                await pubsub.subscribe(*channels)
+                while True:
+                    message = await pubsub.get_message(timeout=_READ_TIMEOUT)
+                    if message is not None:
+                        delay = _RETRY_FIRST
+                        self._dispatch(message)
+            except REDIS_ERRORS as exc:
+                log.debug("leasepool subscriber lost its connection: %s", type(exc).__name__)
+            finally:
+                with contextlib.suppress(*REDIS_ERRORS, asyncio.TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(pubsub.aclose()), 2.0)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _RETRY_MAX)
+
+    def _dispatch(self, message: dict[str, Any]) -> None:
+        kind = _text(message.get("type"))
+        channel = _text(message.get("channel"))
+        if kind == "subscribe":
+            event = self._ready.get(channel)
+            if event is not None:
+                event.set()
+            payload: str | None = None
+        elif kind == "message":
+            payload = _text(message.get("data"))
+        else:
+            return
+        for handler in list(self._handlers.get(channel, ())):
+            try:
+                handler(payload)
+            except Exception:
+                log.exception("leasepool event handler failed on %r", payload)
+
+
+class Subscription:
+    """A handler registered for one channel; :meth:`close` unregisters it."""
+
+    def __init__(self, subscriber: _Subscriber, channel: str, handler: Handler) -> None:
+        self._subscriber = subscriber
+        self._channel = channel
+        self._handler = handler
+        self._closed = False
+
+    async def wait_ready(self, within: float) -> bool:
+        """Wait until the channel is subscribed; False after ``within`` seconds."""
+        return await self._subscriber.wait_ready(self._channel, within)
+
+    async def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            await self._subscriber.remove(self._channel, self._handler)
+
+
+def subscribe(client: Any, channel: str, handler: Handler) -> Subscription:
+    """Register ``handler`` for ``channel`` on the shared subscriber of ``client``."""
+    key = (id(client), id(asyncio.get_running_loop()))
+    subscriber = _REGISTRY.get(key)
+    if subscriber is None:
+        subscriber = _REGISTRY[key] = _Subscriber(client, key)
+    subscriber.add(channel, handler)
+    return Subscription(subscriber, channel, handler)
