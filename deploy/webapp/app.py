@@ -170,8 +170,8 @@ async def stats(request: Request) -> JSONResponse:
     # host and pid say which worker answered: each has its own manager.
     body: dict[str, Any] = {"host": HOST, "pid": os.getpid(), **manager.stats()}
     # The coordinator's figures in stats() are this worker's last sight of Redis
-    # (a capacity changed by `leasepool capacity` shows there only after this
-    # worker's next refusal); "pool" is read from Redis now.
+    # and can lag behind a capacity changed with `leasepool capacity`; "pool" is
+    # read from Redis now.
     try:
         status = await manager.coordinator.status()
     except LeasePoolError as exc:

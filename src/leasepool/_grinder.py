@@ -64,6 +64,7 @@ class WorkGrinder:
         self._wakeup: asyncio.Event | None = None
         self._timer: TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
         self._task: asyncio.Task[None] | None = None
         self._started = False
         self._stopping = False
@@ -78,6 +79,7 @@ class WorkGrinder:
             self._require_loop()
             return
         self._loop = loop
+        self._loop_thread = threading.get_ident()
         self._wakeup = asyncio.Event()
         self._stopping = False
         self._task = loop.create_task(self._run(), name="leasepool-work-grinder")
@@ -188,7 +190,7 @@ class WorkGrinder:
         loop = self._loop
         if not self._started or loop is None:
             raise RuntimeError("WorkGrinder is not started")
-        if getattr(loop, "_thread_id", None) == threading.get_ident():
+        if self._loop_thread == threading.get_ident():
             raise RuntimeError(
                 f"{method}() would deadlock on the grinder's own loop thread; "
                 "use the async API there"

@@ -117,11 +117,16 @@ class LeasedExecutorManager:
         self._memory = (
             self._coordinator if isinstance(self._coordinator, InMemoryCoordinator) else None
         )
-        if clock is not None and not (
-            callable(getattr(clock, "monotonic", None))
-            and callable(getattr(clock, "call_at", None))
+        if clock is not None and (
+            isinstance(clock, type)
+            or not (
+                callable(getattr(clock, "monotonic", None))
+                and callable(getattr(clock, "call_at", None))
+            )
         ):
-            raise TypeError(f"clock must have monotonic() and call_at(), got {clock!r}")
+            raise TypeError(
+                f"clock must be an instance with monotonic() and call_at(), got {clock!r}"
+            )
         self._clock: Clock = clock or MONOTONIC_CLOCK
         if on_soft_expiry is not None and not callable(on_soft_expiry):
             raise TypeError(f"on_soft_expiry must be callable or None, got {on_soft_expiry!r}")
@@ -417,7 +422,7 @@ class LeasedExecutorManager:
         try:
             return await self._coordinator.acquire(request, wait=wait, deadline=deadline)
         except BaseException as exc:
-            self._pool.give_back(member)
+            self._pool.put_back_unused(member)
             if isinstance(exc, LeaseUnavailableError):
                 counters.rejections += 1
             elif isinstance(exc, TimeoutError):

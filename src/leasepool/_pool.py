@@ -49,6 +49,7 @@ class PoolMember:
         "_on_drained",
         "broken",
         "executor",
+        "gone",
         "leases_served",
         "pending",
         "revoked",
@@ -61,6 +62,7 @@ class PoolMember:
         self.pending: set[Future[Any]] = set()
         self.broken: BaseException | None = None
         self.leases_served = 0
+        self.gone = False
         # True from a hard expiry (or loss) until its work has drained:
         # that work is over-running its lease.
         self.revoked = False
@@ -177,6 +179,9 @@ class LocalPool:
     def open(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._closed = False
+        # A retirement that finished after the previous loop closed could not
+        # report back; its flag still says the workers are gone.
+        self.retiring = {member for member in self.retiring if not member.gone}
         self.refill()
 
     def refill(self) -> None:
@@ -300,6 +305,7 @@ class LocalPool:
             except Exception:
                 self._logger.exception("error shutting down executor seq=%s", member.seq)
             finally:
+                member.gone = True
                 if loop is not None:
                     with contextlib.suppress(RuntimeError):
                         loop.call_soon_threadsafe(self._retired, member)
@@ -312,6 +318,23 @@ class LocalPool:
     def _retired(self, member: PoolMember) -> None:
         self.retiring.discard(member)
         self.refill()
+
+    def put_back_unused(self, member: PoolMember) -> None:
+        """An executor taken for an acquire that then failed (e.g. no global slot).
+
+        It did no work, so it goes back as it is rather than through the
+        shrink check, which would shut down and re-create executors on every
+        refused acquire. The periodic rescale trims idle executors later.
+        """
+        if member not in self.busy:
+            return
+        if self._closed or member.broken is not None:
+            self.give_back(member)
+            return
+        if self.waiters.queue and self.waiters.hand_off(member):
+            return
+        self.busy.discard(member)
+        self.idle.appendleft(member)
 
     def _broke(self, member: PoolMember, error: BaseException) -> None:
         """A worker process died: an idle executor is retired now, a leased one when freed.
