@@ -17,11 +17,10 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable
 from concurrent.futures import BrokenExecutor, Future
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 from leasepool._backends import (
     ExecutorBackend,
-    ExecutorOptions,
     executor_class,
     normalize_backend,
 )
@@ -36,9 +35,16 @@ from leasepool._errors import (
 from leasepool._expiry import ExpiryTimers
 from leasepool._lease import ExecutorLease, LeaseState
 from leasepool._memory import InMemoryCoordinator
+from leasepool._options import (
+    HardExpiryAction,
+    check_clock,
+    check_hard_expiry_action,
+    process_options,
+)
 from leasepool._pool import LocalPool, PoolMember
 from leasepool._process_logging import ProcessLogBridge, ProcessLoggingConfig, log_level
-from leasepool._serialization import Serializer, validate_serializer
+from leasepool._renewal import Renewals
+from leasepool._serialization import Serializer
 from leasepool._stats import Counters
 from leasepool._validation import (
     boolean,
@@ -51,7 +57,6 @@ from leasepool._validation import (
 
 R = TypeVar("R")
 SoftExpiryCallback = Callable[[ExecutorLease], object]
-HardExpiryAction = Literal["reject", "terminate"]
 
 
 class LeasedExecutorManager:
@@ -117,30 +122,11 @@ class LeasedExecutorManager:
         self._memory = (
             self._coordinator if isinstance(self._coordinator, InMemoryCoordinator) else None
         )
-        if clock is not None and (
-            isinstance(clock, type)
-            or not (
-                callable(getattr(clock, "monotonic", None))
-                and callable(getattr(clock, "call_at", None))
-            )
-        ):
-            raise TypeError(
-                f"clock must be an instance with monotonic() and call_at(), got {clock!r}"
-            )
-        self._clock: Clock = clock or MONOTONIC_CLOCK
+        self._clock: Clock = check_clock(clock) or MONOTONIC_CLOCK
         if on_soft_expiry is not None and not callable(on_soft_expiry):
             raise TypeError(f"on_soft_expiry must be callable or None, got {on_soft_expiry!r}")
         self._on_soft_expiry = on_soft_expiry
-        if hard_expiry_action not in ("reject", "terminate"):
-            raise ValueError(
-                f"hard_expiry_action must be 'reject' or 'terminate', got {hard_expiry_action!r}"
-            )
-        if hard_expiry_action == "terminate" and self._backend is not ExecutorBackend.PROCESS:
-            raise ValueError(
-                "hard_expiry_action='terminate' needs backend='process': "
-                f"{self._backend.value} workers cannot be killed"
-            )
-        self._hard_expiry_action = hard_expiry_action
+        self._hard_expiry_action = check_hard_expiry_action(hard_expiry_action, self._backend)
         self._auto_renew = boolean("auto_renew", auto_renew)
         executor_options = process_options(
             self._backend, serializer, boolean("prewarm", prewarm), executor_kwargs
@@ -188,6 +174,15 @@ class LeasedExecutorManager:
             executor_options=executor_options,
         )
         self._timers = ExpiryTimers(self._clock, self._soft_expired, self._hard_expired)
+        self._renewals = Renewals(
+            coordinator=self._coordinator,
+            clock=self._clock,
+            counters=self._counters,
+            timers=self._timers,
+            logger=self._logger,
+            end_lease=self._end_lease,
+            spawn=self._spawn,
+        )
         self._leases: dict[str, ExecutorLease] = {}
         # Random per manager plus a counter: unique across a fleet, cheap to make.
         self._id_prefix = secrets.token_hex(8)
@@ -197,7 +192,6 @@ class LeasedExecutorManager:
         self._stopping = False
         self._stop_done: asyncio.Future[None] | None = None
         self._check_timer: TimerHandle | None = None
-        self._renew_timer: TimerHandle | None = None
         self._acquiring: dict[asyncio.Task[Any], None] = {}
         # terminate mode: released leases whose work is still draining.
         self._draining: dict[PoolMember, ExecutorLease] = {}
@@ -286,10 +280,10 @@ class LeasedExecutorManager:
         self._stopping = True
         self._stop_done = loop.create_future()
         try:
-            for timer in (self._check_timer, self._renew_timer):
-                if timer is not None:
-                    timer.cancel()
-            self._check_timer = self._renew_timer = None
+            if self._check_timer is not None:
+                self._check_timer.cancel()
+                self._check_timer = None
+            self._renewals.stop()
             self._pool.close()
             for task in list(self._acquiring):
                 task.cancel("leasepool manager stopping")
@@ -386,8 +380,8 @@ class LeasedExecutorManager:
         self._leases[lease_id] = lease
         self._timers.arm(lease)
         counters.acquires += 1
-        if self._auto_renew and self._renew_timer is None:
-            self._schedule_renewal()
+        if self._auto_renew:
+            self._renewals.watch(self._leases)
         return lease
 
     async def _wait_for_executor(self, wait: bool, deadline: float | None) -> PoolMember:
@@ -665,52 +659,7 @@ class LeasedExecutorManager:
         if lease._state is not LeaseState.ACTIVE:
             raise lease._closed_error()  # released (also by stop), expired or lost
         self._running_loop("renew")
-        if lease._state is LeaseState.ACTIVE and self._clock.monotonic() >= lease._hard_deadline:
-            self._end_lease(lease, LeaseState.EXPIRED)
-        if lease._state is not LeaseState.ACTIVE:
-            raise lease._closed_error()
-        results = await self._coordinator.renew({lease.lease_id: seconds})
-        self._apply_renewal(lease, results.get(lease.lease_id))
-        if lease._state is not LeaseState.ACTIVE:
-            raise lease._closed_error()
-
-    def _apply_renewal(self, lease: ExecutorLease, grant: Any) -> None:
-        if lease._state is not LeaseState.ACTIVE:
-            return  # expired locally while the renewal was in flight: never revive
-        if grant is None:
-            self._counters.renewal_failures += 1
-            self._end_lease(lease, LeaseState.LOST)
-            return
-        self._counters.renewals += 1
-        lease._soft_deadline = max(lease._soft_deadline, grant.soft_deadline)
-        lease._hard_deadline = max(lease._hard_deadline, grant.hard_deadline)
-        self._timers.rearm_after_renewal(lease)
-
-    def _schedule_renewal(self) -> None:
-        if not self._leases:
-            self._renew_timer = None
-            return
-        interval = min(lease.lease_seconds for lease in self._leases.values()) / 3
-        self._renew_timer = self._clock.call_at(
-            self._clock.monotonic() + interval, lambda: self._spawn(self._renew_all())
-        )
-
-    async def _renew_all(self) -> None:
-        """One coordinator call renews every lease this manager holds."""
-        self._renew_timer = None
-        leases = {lid: lease for lid, lease in self._leases.items() if lease.active}
-        if leases:
-            try:
-                results = await self._coordinator.renew(
-                    {lid: lease.lease_seconds for lid, lease in leases.items()}
-                )
-            except LeasePoolError as exc:
-                self._logger.warning("auto-renewal failed: %s", exc)
-            else:
-                for lid, lease in leases.items():
-                    self._apply_renewal(lease, results.get(lid))
-        if self._started and not self._stopping:
-            self._schedule_renewal()
+        await self._renewals.renew(lease, seconds)
 
     # -- sizing ---------------------------------------------------------------------
 
@@ -797,41 +746,3 @@ class LeasedExecutorManager:
             f"<LeasedExecutorManager backend={self._backend.value} {state} "
             f"total={self._pool.total} leased={len(self._pool.busy)}>"
         )
-
-
-def process_options(
-    backend: ExecutorBackend, serializer: object, prewarm: bool, executor_kwargs: dict[str, Any]
-) -> ExecutorOptions:
-    """Validate the process-backend options up front; the executor options they make."""
-    chosen = validate_serializer(serializer)
-    if chosen == "cloudpickle":
-        if backend is ExecutorBackend.THREAD:
-            raise ValueError(
-                "serializer='cloudpickle' needs backend='process' or 'interpreter': "
-                "thread workers share the caller's memory and pickle nothing"
-            )
-        import cloudpickle  # type: ignore[import-untyped]  # noqa: F401  (fail now if missing)
-    if "max_tasks_per_child" in executor_kwargs:
-        tasks = executor_kwargs["max_tasks_per_child"]
-        if backend is not ExecutorBackend.PROCESS:
-            raise ValueError(
-                f"max_tasks_per_child={tasks!r} is a ProcessPoolExecutor option: "
-                f"it needs backend='process', got backend={backend.value!r}"
-            )
-        if tasks is not None:
-            positive_int("max_tasks_per_child", tasks)
-            context = executor_kwargs.get("mp_context")
-            method = None
-            if context is not None:
-                with contextlib.suppress(Exception):
-                    method = context.get_start_method(allow_none=False)
-            if method == "fork":
-                raise ValueError(
-                    f"max_tasks_per_child={tasks!r} cannot be used with a 'fork' mp_context "
-                    "(workers replaced while threads run could deadlock): pass "
-                    "mp_context=multiprocessing.get_context('spawn') or 'forkserver', "
-                    "or no mp_context (then 'spawn' is used)"
-                )
-    return ExecutorOptions(
-        serializer=chosen, prewarm=prewarm and backend is ExecutorBackend.PROCESS
-    )
