@@ -173,7 +173,10 @@ class LeasedExecutorManager:
             max_leases_per_executor=max_leases_per_executor,
             executor_options=executor_options,
         )
-        self._timers = ExpiryTimers(self._clock, self._soft_expired, self._hard_expired)
+        self._leases: dict[str, ExecutorLease] = {}
+        self._timers = ExpiryTimers(
+            self._clock, self._leases, self._soft_expired, self._hard_expired
+        )
         self._renewals = Renewals(
             coordinator=self._coordinator,
             clock=self._clock,
@@ -183,7 +186,6 @@ class LeasedExecutorManager:
             end_lease=self._end_lease,
             spawn=self._spawn,
         )
-        self._leases: dict[str, ExecutorLease] = {}
         # Random per manager plus a counter: unique across a fleet, cheap to make.
         self._id_prefix = secrets.token_hex(8)
         self._id_counter = itertools.count(1)
@@ -336,7 +338,8 @@ class LeasedExecutorManager:
         :class:`LeaseUnavailableError` at once instead, also when others are
         already waiting. ``timeout`` raises the builtin ``TimeoutError``.
         """
-        self._running_loop("acquire")
+        if not self._started or self._stopping or asyncio.get_running_loop() is not self._loop:
+            self._running_loop("acquire")  # raises the right error
         if lease_seconds is None:
             seconds = self._default_lease_seconds
         else:
@@ -366,16 +369,16 @@ class LeasedExecutorManager:
 
         member.leases_served += 1
         lease = ExecutorLease(
-            manager=self,
-            member=member,
-            lease_id=lease_id,
-            owner=owner,
-            lease_seconds=seconds,
-            grace_seconds=self._grace,
-            leased_at=sent_at,
-            fencing_token=grant.fencing_token,
-            soft_deadline=grant.soft_deadline,
-            hard_deadline=grant.hard_deadline,
+            self,
+            member,
+            lease_id,
+            owner,
+            seconds,
+            self._grace,
+            sent_at,
+            grant.fencing_token,
+            grant.soft_deadline,
+            grant.hard_deadline,
         )
         self._leases[lease_id] = lease
         self._timers.arm(lease)
@@ -441,20 +444,26 @@ class LeasedExecutorManager:
         return await self._release_lease(lease)
 
     async def _release_lease(self, lease: ExecutorLease) -> ReleaseOutcome:
+        outcome = self._release_nowait(lease)
+        if outcome is None:
+            outcome = await self._release_global(lease.lease_id) or ReleaseOutcome.RELEASED
+        return outcome
+
+    def _release_nowait(self, lease: ExecutorLease) -> ReleaseOutcome | None:
+        """Release locally; the outcome, or None when the coordinator must still be told."""
         if lease._state is not LeaseState.ACTIVE:
             return (
                 ReleaseOutcome.UNKNOWN
                 if lease._state is LeaseState.RELEASED
                 else ReleaseOutcome.EXPIRED
             )
-        if self._started:
-            self._require_loop("release")
+        if self._started and asyncio.get_running_loop() is not self._loop:
+            self._require_loop("release")  # raises
         if self._clock.monotonic() >= lease._hard_deadline:
             self._end_lease(lease, LeaseState.EXPIRED)
             return ReleaseOutcome.EXPIRED
         lease._state = LeaseState.RELEASED
         del self._leases[lease.lease_id]
-        self._timers.note_stale()
         self._counters.releases += 1
         member = lease._member
         if member.pending:
@@ -472,8 +481,7 @@ class LeasedExecutorManager:
         memory = self._memory
         if memory is not None:
             return memory.release_nowait(lease.lease_id)
-        outcome = await self._release_global(lease.lease_id)
-        return ReleaseOutcome.RELEASED if outcome is None else outcome
+        return None
 
     def _drained(self, lease: ExecutorLease) -> None:
         if self._draining:
@@ -605,7 +613,6 @@ class LeasedExecutorManager:
             return
         lease._state = state
         self._leases.pop(lease.lease_id, None)
-        self._timers.note_stale()
         member = lease._member
         if state is LeaseState.LOST:
             self._counters.lost += 1

@@ -58,11 +58,16 @@ class FencingCounter:
     __slots__ = ("_last",)
 
     def __init__(self) -> None:
-        self._last = 0
+        self._last = time.time_ns() // 1000
 
     def next(self) -> int:
-        self._last = max(self._last + 1, time.time_ns() // 1000)
-        return self._last
+        # Seeded once; counting on from there stays ahead of wall time only if
+        # more than a million tokens a second are issued, so re-seed when behind.
+        last = self._last + 1
+        if last & 0xFFF == 0:
+            last = max(last, time.time_ns() // 1000)
+        self._last = last
+        return last
 
 
 class InMemoryCoordinator(Coordinator):
@@ -80,7 +85,8 @@ class InMemoryCoordinator(Coordinator):
         self._lost_callbacks: list[LostCallback] = []
         self._starts = 0
         self._host = socket.gethostname()
-        self._counters = {"grants": 0, "waits": 0, "reclaimed": 0}
+        self._counters = {"waits": 0, "reclaimed": 0}
+        self._grants = 0
 
     @property
     def pool(self) -> str:
@@ -135,15 +141,15 @@ class InMemoryCoordinator(Coordinator):
         self._slots[request.lease_id] = _Slot(request, token, now, soft, hard)
         if self._capacity is not None:
             heapq.heappush(self._expiry_heap, (hard, request.lease_id))
-        elif len(self._expiry_heap) > 2 * len(self._slots) + 64:
-            self._expiry_heap.clear()
-        self._counters["grants"] += 1
+        self._grants += 1
         return Grant(request.lease_id, token, soft, hard)
 
     def grant_nowait(self, request: GrantRequest) -> Grant | None:
         """Grant at once if there is room and nobody is queued; else None."""
         waiters = self._waiters
-        if waiters is None or waiters.queue or not self._has_room():
+        if waiters is None or waiters.queue:
+            return None
+        if self._capacity is not None and not self._has_room():
             return None
         return self._grant(request)
 
@@ -282,5 +288,6 @@ class InMemoryCoordinator(Coordinator):
             "capacity": self._capacity,
             "held": len(self._slots),
             "waiting": len(self._waiters or ()),
+            "grants": self._grants,
             **self._counters,
         }
