@@ -15,8 +15,9 @@ import inspect
 import itertools
 import logging
 import secrets
+import threading
 from collections.abc import Awaitable, Callable
-from concurrent.futures import BrokenExecutor, Future
+from concurrent.futures import BrokenExecutor, Executor, Future
 from typing import Any, TypeVar
 
 from leasepool._backends import (
@@ -56,6 +57,7 @@ from leasepool._validation import (
 )
 
 R = TypeVar("R")
+STOP_JOIN_SECONDS = 10.0
 SoftExpiryCallback = Callable[[ExecutorLease], object]
 
 
@@ -286,7 +288,7 @@ class LeasedExecutorManager:
                 self._check_timer.cancel()
                 self._check_timer = None
             self._renewals.stop()
-            self._pool.close()
+            executors = self._pool.close()
             for task in list(self._acquiring):
                 task.cancel("leasepool manager stopping")
             leases = list(self._leases.values())
@@ -302,6 +304,8 @@ class LeasedExecutorManager:
             if self._background:
                 await asyncio.gather(*self._background, return_exceptions=True)
             await self._coordinator.close()
+            if self._backend is ExecutorBackend.PROCESS:
+                await self._join_workers(executors)
         finally:
             if self._log_bridge is not None:
                 self._log_bridge.stop()
@@ -312,6 +316,37 @@ class LeasedExecutorManager:
             if done is not None and not done.done():
                 done.set_result(None)
         self._logger.info("leasepool manager stopped")
+
+    async def _join_workers(self, executors: list[Executor]) -> None:
+        """Give process workers a bounded time to exit before stop() returns.
+
+        Returning while a pool's management thread still runs lets interpreter
+        exit race with it (CPython 3.11 can then print an OSError from
+        ``_python_exit``). Hung work must not hang stop(), hence the bound.
+        """
+        if not executors:
+            return
+        loop = asyncio.get_running_loop()
+        joined: asyncio.Future[None] = loop.create_future()
+
+        def join() -> None:
+            for executor in executors:
+                with contextlib.suppress(Exception):
+                    executor.shutdown(wait=True)
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(
+                    lambda: None if joined.done() else joined.set_result(None)
+                )
+
+        # A daemon thread, unlike asyncio.to_thread, never delays interpreter exit.
+        threading.Thread(target=join, name=f"{self._name_prefix}-stop", daemon=True).start()
+        try:
+            await asyncio.wait_for(asyncio.shield(joined), STOP_JOIN_SECONDS)
+        except TimeoutError:
+            self._logger.warning(
+                "stop(): process workers still running after %.0fs; not waiting longer",
+                STOP_JOIN_SECONDS,
+            )
 
     def _running_loop(self, method: str) -> None:
         if not self._started or self._stopping:

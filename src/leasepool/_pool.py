@@ -352,8 +352,11 @@ class LocalPool:
 
     # -- shutdown ---------------------------------------------------------
 
-    def close(self) -> None:
-        """Stop leasing: fail waiters and shut every executor down without blocking."""
+    def close(self) -> list[Executor]:
+        """Stop leasing: fail waiters and shut every executor down without blocking.
+
+        Returns the executors, so the caller may wait (bounded) for their workers.
+        """
         self._closed = True
         self.waiters.fail_all(lambda: LeasePoolNotStartedError("the manager is stopping"))
         members = [*self.idle, *self.busy]
@@ -361,3 +364,4 @@ class LocalPool:
         self.busy.clear()
         for member in members:
             member.executor.shutdown(wait=False, cancel_futures=True)
+        return [member.executor for member in members]
