@@ -395,12 +395,19 @@ class LeasedExecutorManager:
             member = await self._wait_for_executor(wait, deadline)
 
         lease_id = f"{self._id_prefix}{next(self._id_counter):08x}"
-        request = GrantRequest(lease_id, owner or "", seconds, self._grace)
         sent_at = clock.monotonic()
         memory = self._memory
-        grant = memory.grant_nowait(request) if memory is not None else None
-        if grant is None:
+        granted = (
+            None
+            if memory is None
+            else memory.grant_local(lease_id, owner or "", seconds, self._grace, sent_at)
+        )
+        if granted is None:
+            request = GrantRequest(lease_id, owner or "", seconds, self._grace)
             grant = await self._acquire_global(member, request, wait, deadline)
+            token, soft, hard = grant.fencing_token, grant.soft_deadline, grant.hard_deadline
+        else:
+            token, soft, hard = granted
 
         member.leases_served += 1
         lease = ExecutorLease(
@@ -411,9 +418,9 @@ class LeasedExecutorManager:
             seconds,
             self._grace,
             sent_at,
-            grant.fencing_token,
-            grant.soft_deadline,
-            grant.hard_deadline,
+            token,
+            soft,
+            hard,
         )
         self._leases[lease_id] = lease
         self._timers.arm(lease)

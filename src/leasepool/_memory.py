@@ -32,7 +32,8 @@ from leasepool._waiting import HandoffQueue
 
 @dataclass(slots=True)
 class _Slot:
-    request: GrantRequest
+    owner: str
+    grace_seconds: float
     token: int
     acquired_at: float
     soft_deadline: float
@@ -134,24 +135,44 @@ class InMemoryCoordinator(Coordinator):
         return len(self._slots) < self._capacity
 
     def _grant(self, request: GrantRequest) -> Grant:
-        now = self._clock.monotonic()
-        soft = now + request.lease_seconds
-        hard = soft + request.grace_seconds
-        token = self._fencing.next()
-        self._slots[request.lease_id] = _Slot(request, token, now, soft, hard)
-        if self._capacity is not None:
-            heapq.heappush(self._expiry_heap, (hard, request.lease_id))
-        self._grants += 1
-        return Grant(request.lease_id, token, soft, hard)
+        lease_id = request.lease_id
+        token, soft, hard = self._record(
+            lease_id,
+            request.owner,
+            request.lease_seconds,
+            request.grace_seconds,
+            self._clock.monotonic(),
+        )
+        return Grant(lease_id, token, soft, hard)
 
-    def grant_nowait(self, request: GrantRequest) -> Grant | None:
-        """Grant at once if there is room and nobody is queued; else None."""
+    def _record(
+        self, lease_id: str, owner: str, lease_seconds: float, grace_seconds: float, now: float
+    ) -> tuple[int, float, float]:
+        soft = now + lease_seconds
+        hard = soft + grace_seconds
+        token = self._fencing.next()
+        self._slots[lease_id] = _Slot(owner, grace_seconds, token, now, soft, hard)
+        if self._capacity is not None:
+            heapq.heappush(self._expiry_heap, (hard, lease_id))
+        self._grants += 1
+        return token, soft, hard
+
+    def grant_local(
+        self, lease_id: str, owner: str, lease_seconds: float, grace_seconds: float, now: float
+    ) -> tuple[int, float, float] | None:
+        """Grant at once if there is room and nobody is queued; the manager's hot path.
+
+        It takes plain values and returns a tuple: no request or grant objects.
+
+        ``now`` is the caller's reading of the same clock. Returns
+        ``(token, soft_deadline, hard_deadline)``, or None when the caller must wait.
+        """
         waiters = self._waiters
         if waiters is None or waiters.queue:
             return None
         if self._capacity is not None and not self._has_room():
             return None
-        return self._grant(request)
+        return self._record(lease_id, owner, lease_seconds, grace_seconds, now)
 
     async def acquire(self, request: GrantRequest, *, wait: bool, deadline: float | None) -> Grant:
         waiters = self._waiters
@@ -234,7 +255,7 @@ class InMemoryCoordinator(Coordinator):
                 result[lease_id] = None
                 continue
             soft = max(slot.soft_deadline, now + seconds)
-            hard = max(slot.hard_deadline, soft + slot.request.grace_seconds)
+            hard = max(slot.hard_deadline, soft + slot.grace_seconds)
             if hard != slot.hard_deadline and self._capacity is not None:
                 heapq.heappush(self._expiry_heap, (hard, lease_id))
             slot.soft_deadline, slot.hard_deadline = soft, hard
@@ -268,7 +289,7 @@ class InMemoryCoordinator(Coordinator):
         leases = tuple(
             LeaseRecord(
                 lease_id=lease_id,
-                owner=slot.request.owner,
+                owner=slot.owner,
                 host=self._host,
                 pid=pid,
                 token=slot.token,
