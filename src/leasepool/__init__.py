@@ -7,7 +7,14 @@ import logging
 
 from leasepool._backends import ExecutorBackend
 from leasepool._clock import Clock
-from leasepool._coordinator import Coordinator, LeaseRecord, PoolStatus, ReleaseOutcome
+from leasepool._coordinator import (
+    Coordinator,
+    Grant,
+    GrantRequest,
+    LeaseRecord,
+    PoolStatus,
+    ReleaseOutcome,
+)
 from leasepool._errors import (
     CoordinatorStateError,
     CoordinatorUnavailableError,
@@ -38,6 +45,8 @@ __all__ = [
     "CoordinatorUnavailableError",
     "ExecutorBackend",
     "ExecutorLease",
+    "Grant",
+    "GrantRequest",
     "InMemoryCoordinator",
     "LeaseExpiredError",
     "LeaseLostError",
