@@ -1,95 +1,112 @@
--- acquire.lua: grant one slot of a pool when a live slot is free.
+-- acquire.lua: grant slots to a batch of requests, or queue their waiter tickets.
 --
--- KEYS[1]  meta hash    <prefix>:{P}:meta    (capacity, fence)
--- KEYS[2]  leases zset  <prefix>:{P}:leases  (lease id -> hard expiry, ms server time)
--- KEYS[3]  lease hash   <prefix>:{P}:lease:<ARGV[1]>
--- KEYS[4]  waiting zset <prefix>:{P}:waiting  (origin -> ms until which it waits)
--- ARGV[1]  lease id
--- ARGV[2]  owner
--- ARGV[3]  lease ms  (soft expiry = now + lease ms)
--- ARGV[4]  grace ms  (hard expiry = soft expiry + grace ms)
--- ARGV[5]  wait ms: when > 0 and the pool is full, note the origin as waiting until
---          now + wait ms, so that releases announce freed slots (see release.lua)
--- ARGV[6]  "capacity|batch|margin|origin|pid|host", constants of the asking process:
---          capacity  initialises a new pool (a stored capacity wins)
---          batch     remove at most this many expired ids from the zset
---          margin    ms the lease hash outlives the hard expiry
---          origin    the asking coordinator's id (for the waiting set)
---          pid, host recorded in the lease hash
+-- KEYS[1..5]  meta, leases, queue, tickets, waiters (see _shared.lua)
+-- KEYS[5 + i] lease hash <prefix>:{P}:lease:<id i>, for i = 1 .. n
+-- ARGV[1]     the caller's constants (see _shared.lua)
+-- ARGV[1 + i] request i, "<mode> <lease ms> <grace ms> <lease id> <owner>":
+--             soft expiry = now + lease ms; hard expiry = soft expiry + grace ms;
+--             mode 0: grant or refuse; mode 1: grant or queue a waiter ticket
 --
--- Returns {1, token, now_ms, soft_ms, hard_ms} when granted, or when this lease id
--- already holds a live slot (a retried call gets its own grant back);
--- otherwise {0, now_ms, earliest_hard_ms (-1 if none), live, capacity};
--- {-1, now_ms} when the acquire of this id was cancelled (a tombstone, see release.lua).
--- Cost: O(log N + batch). Used capacity is counted with ZCOUNT over live scores.
+-- Requests are taken in order. A request is granted when a live slot is free and, with
+-- fair=1, no ticket is queued (with fair=1 free slots first go to the queue's head).
+-- Without fair a request may take a free slot ahead of queued tickets: free slots only
+-- exist then when nobody handed them off (leases that expired instead of being released,
+-- or a hand-off stopped by its batch bound). Queueing a ticket also marks the caller's
+-- process alive (see heartbeat.lua).
+--
+-- Returns one string: "<now_ms> <earliest_ms (-1 if none)> <queued tickets (-1: not
+-- counted)> <capacity> <revived>", then "<status> <a> <b> <c>" per request, then own
+-- grants (see _shared.lua); revived is 1 when queueing found the caller's process not
+-- counted alive (its older tickets may have been dropped: it should check them):
+--   status 1: granted, a = token, b = soft_ms, c = hard_ms (also when this id already
+--             holds a live slot, or its handed-off grant is claimed here: a retry)
+--   status 0: queued, a = enqueue sequence (also when already queued: a retry)
+--   status 2: refused (pool full, or with fair=1 tickets are queued), a = live leases
+--   status -1: this id's acquire was cancelled (a tombstone, see release.lua)
+-- Cost: O(log N) per request, plus O(log N + batch) when the pool looks full.
 
-if redis.replicate_commands then pcall(redis.replicate_commands) end
-
-local function s(n) return string.format('%.0f', n) end
-
-local cap0, batch, margin, origin, pid, host =
-  string.match(ARGV[6], '^(%d+)|(%d+)|(%d+)|([^|]*)|(%d+)|(.*)$')
-if not host then
-  return redis.error_reply('ERR acquire.lua: malformed ARGV[6]')
-end
-
-local t = redis.call('TIME')
-local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
-
-local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now_ms, 'LIMIT', 0, tonumber(batch))
-if #expired > 0 then
-  redis.call('ZREM', KEYS[2], unpack(expired))
-end
-
-local held = redis.call('ZSCORE', KEYS[2], ARGV[1])
-if held and tonumber(held) > now_ms then
-  local rec = redis.call('HMGET', KEYS[3], 'token', 'soft_ms', 'hard_ms')
-  if rec[1] then
-    return {1, tonumber(rec[1]), now_ms, tonumber(rec[2]), tonumber(rec[3])}
-  end
-end
-
-if redis.call('HEXISTS', KEYS[3], 'cancelled') == 1 then
-  return {-1, now_ms}
-end
+local now, now_us = clock()
+local cfg = config(ARGV[1])
 
 local meta = redis.call('HMGET', KEYS[1], 'capacity', 'fence')
-local cap
-if meta[1] then
-  cap = tonumber(meta[1])
-  if not cap then
-    return redis.error_reply('LEASEPOOL_STATE ' .. KEYS[1] .. ' field capacity is not a number')
+local cap = capacity_of(meta[1], cfg)
+local fence = tonumber(meta[2]) or 0
+local old_fence = fence
+local live = live_count(now)
+local earliest_ms = -1
+if cfg.fair or live >= cap then
+  -- Expired leases never count (live_count looks at scores); they are removed, in a
+  -- bounded batch, when the pool looks full (also by heartbeats and status).
+  earliest_ms = reclaim_and_earliest(now, cfg.batch)
+end
+local queued = -1 -- not counted: without fair, a grant never looks at the queue
+local own = {}
+if cfg.fair then
+  queued = redis.call('ZCARD', KEYS[3])
+  if queued > 0 and live < cap then
+    local granted, stopped
+    granted, stopped, fence = hand_off(now, now_us, cap - live, fence, cfg, {}, own)
+    live = live + granted
+    queued = redis.call('ZCARD', KEYS[3])
   end
-else
-  cap = tonumber(cap0)
-  redis.call('HSET', KEYS[1], 'capacity', cap0)
 end
 
-local live = redis.call('ZCOUNT', KEYS[2], '(' .. s(now_ms), '+inf')
-if live >= cap then
-  local wait_ms = tonumber(ARGV[5])
-  if wait_ms > 0 then
-    redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now_ms)
-    redis.call('ZADD', KEYS[4], s(now_ms + wait_ms), origin)
-    local last = redis.call('ZRANGE', KEYS[4], -1, -1, 'WITHSCORES')
-    redis.call('PEXPIREAT', KEYS[4], last[2])
+local out = {now, -1, queued, cap, 0}
+local enqueued = false
+for i = 2, #ARGV do
+  local mode, lease_ms, grace_ms, id, owner =
+    string.match(ARGV[i], '^([01]) (%d+) (%d+) (%S+) ?(.*)$')
+  if not mode then error({err = 'ERR acquire.lua: malformed ARGV[' .. i .. ']'}) end
+  local key = KEYS[4 + i]
+  local rec = redis.call('HMGET', key, 'token', 'soft_ms', 'hard_ms', 'cancelled')
+  local status, a, b, c = nil, 0, 0, 0
+  if rec[4] then
+    status = -1
+  elseif rec[1] and tonumber(rec[3]) > now then
+    status, a, b, c = 1, rec[1], rec[2], rec[3]
+  elseif mode == '1' then
+    local ticket = redis.call('HGET', KEYS[4], id)
+    if ticket then
+      if string.sub(ticket, 1, 1) == 'g' then
+        local token, soft, hard = claim(id, 4 + i, ticket, now, cfg.margin)
+        if token then status, a, b, c = 1, s(token), soft, hard end
+      elseif redis.call('ZSCORE', KEYS[3], id) then
+        status = 0
+        enqueued = true
+      end
+    end
   end
-  local first = redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. s(now_ms), '+inf',
-    'WITHSCORES', 'LIMIT', 0, 1)
-  local earliest = -1
-  if #first > 0 then earliest = tonumber(first[2]) end
-  return {0, now_ms, earliest, live, cap}
+  if status == nil then
+    if live < cap and not (cfg.fair and queued > 0) then
+      fence = next_token(fence, now_us)
+      local soft = now + tonumber(lease_ms)
+      local hard = soft + tonumber(grace_ms)
+      redis.call('ZADD', KEYS[2], hard, id)
+      write_lease(key, owner, cfg.host, cfg.pid, fence, now, soft, hard, cfg.margin)
+      live = live + 1
+      status, a, b, c = 1, s(fence), soft, hard
+    elseif mode == '1' then
+      local seq = redis.call('HINCRBY', KEYS[1], 'qseq', 1)
+      redis.call('ZADD', KEYS[3], seq, id)
+      redis.call('HSET', KEYS[4], id, 'w|' .. lease_ms .. '|' .. grace_ms .. '|' .. cfg.origin
+        .. '|' .. cfg.pid .. '|' .. cfg.host .. '|' .. owner)
+      if queued >= 0 then queued = queued + 1 end
+      enqueued = true
+      status, a = 0, seq
+    else
+      status, a = 2, live
+    end
+  end
+  out[#out + 1] = status
+  out[#out + 1] = a
+  out[#out + 1] = b
+  out[#out + 1] = c
 end
-
-local token = math.max((tonumber(meta[2]) or 0) + 1, now_us)
-redis.call('HSET', KEYS[1], 'fence', s(token))
-
-local soft = now_ms + tonumber(ARGV[3])
-local hard = soft + tonumber(ARGV[4])
-redis.call('ZADD', KEYS[2], s(hard), ARGV[1])
-redis.call('HSET', KEYS[3],
-  'owner', ARGV[2], 'host', host, 'pid', pid, 'token', s(token),
-  'acquired_ms', s(now_ms), 'soft_ms', s(soft), 'hard_ms', s(hard), 'grace_ms', ARGV[4])
-redis.call('PEXPIREAT', KEYS[3], s(hard + tonumber(margin)))
-return {1, token, now_ms, soft, hard}
+if fence ~= old_fence then redis.call('HSET', KEYS[1], 'fence', fence) end
+if enqueued then
+  if beat(now, cfg) then out[5] = 1 end
+  if earliest_ms < 0 then earliest_ms = earliest(now) end
+  out[2] = earliest_ms
+end
+out[3] = queued
+return put_own(out, own)

@@ -1,52 +1,63 @@
--- release.lua: free the slot a lease holds. Idempotent.
+-- release.lua: free the slots of a batch of leases (or drop waiter tickets), and hand
+-- the freed slots straight to the oldest queued tickets. Idempotent.
 --
--- KEYS[1]  leases zset  <prefix>:{P}:leases
--- KEYS[2]  lease hash   <prefix>:{P}:lease:<ARGV[1]>
--- KEYS[3]  meta hash    <prefix>:{P}:meta
--- KEYS[4]  events       <prefix>:{P}:events (pub/sub channel; gets "free <n> <origin>")
--- KEYS[5]  waiting zset <prefix>:{P}:waiting (origin -> ms until which it waits)
--- ARGV[1]  lease id
--- ARGV[2]  origin: the releasing coordinator's id, so it can skip its own event
--- ARGV[3]  record margin ms when the acquire of this id was cancelled, else 0: an
---          unknown id then gets a tombstone (field "cancelled") that makes a late
---          acquire of the same id fail, whatever order the two calls arrive in
+-- KEYS[1..5]      meta, leases, queue, tickets, waiters (see _shared.lua)
+-- KEYS[5 + i]     lease hash of id i, for i = 1 .. n
+-- KEYS[5 + n + j] lease hash of the caller's waiting id j, for j = 1 .. m: a slot handed
+--                 to one of these is claimed at once (its hash written here)
+-- ARGV[1]         "<id 1> <tomb 1> ... <id n> <tomb n>": the lease ids, each with a
+--                 tombstone ms: when > 0 (its acquire was cancelled) and the id is
+--                 unknown, leave a tombstone (field "cancelled" in its hash, for that
+--                 long) so that an acquire of the id that arrives later grants and
+--                 queues nothing, whatever order the two calls arrive in
+-- ARGV[2]         the caller's constants (see _shared.lua)
+-- ARGV[3]         "<waiting id 1> ... <waiting id m>" (optional)
 --
--- The event is published only while some process notes itself as waiting (see
--- acquire.lua): without waiters a release costs no pub/sub traffic.
--- Returns 1 (released: the lease was live), 2 (expired: it had passed its hard
--- expiry) or 0 (unknown: never granted, already released, revoked, or lost).
--- Cost: O(log N).
+-- Returns one string: "<now_ms> <status 1> ... <status n>", then own grants (see
+-- _shared.lua); status: 1 released (the lease was live), 2 expired (past its hard
+-- expiry, or its record outlived it), 3 dequeued (a waiter ticket, no slot), 0 unknown
+-- (never granted, already released, revoked, or the data was lost).
+-- Cost: O(log N) per id, plus O(log N + batch) to hand off when a slot was freed.
 
-if redis.replicate_commands then pcall(redis.replicate_commands) end
+local now, now_us = clock()
 
-local function s(n) return string.format('%.0f', n) end
-
-local t = redis.call('TIME')
-local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-
-local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
-local known = redis.call('DEL', KEYS[2])
-if not score then
-  if known == 1 then return 2 end
-  if tonumber(ARGV[3]) > 0 then
-    redis.call('HSET', KEYS[2], 'cancelled', '1')
-    redis.call('PEXPIRE', KEYS[2], ARGV[3])
+local out = {now}
+local freed = false
+local i = 0
+for id, tomb in string.gmatch(ARGV[1], '(%S+) (%d+)') do
+  i = i + 1
+  local key = KEYS[5 + i]
+  local status = 0
+  local score = redis.call('ZSCORE', KEYS[2], id)
+  if score then
+    redis.call('ZREM', KEYS[2], id)
+    if redis.call('DEL', key) == 0 then
+      redis.call('HDEL', KEYS[4], id) -- a handed-off grant, not claimed yet
+    end
+    freed = true
+    status = 2
+    if tonumber(score) > now then status = 1 end
+  elseif redis.call('HGET', key, 'token') then
+    redis.call('DEL', key)
+    status = 2
+  elseif redis.call('ZREM', KEYS[3], id) == 1 then
+    redis.call('HDEL', KEYS[4], id)
+    status = 3
+  elseif tomb ~= '0' then
+    redis.call('HSET', key, 'cancelled', '1')
+    redis.call('PEXPIRE', key, tomb)
   end
-  return 0
-end
-redis.call('ZREM', KEYS[1], ARGV[1])
-if tonumber(score) <= now_ms then
-  return 2
+  out[#out + 1] = status
 end
 
-if redis.call('ZCOUNT', KEYS[5], '(' .. s(now_ms), '+inf') == 0 then
-  return 1
-end
-local cap = tonumber(redis.call('HGET', KEYS[3], 'capacity'))
-if cap then
-  local free = cap - redis.call('ZCOUNT', KEYS[1], '(' .. s(now_ms), '+inf')
-  if free > 0 then
-    redis.call('PUBLISH', KEYS[4], 'free ' .. s(free) .. ' ' .. ARGV[2])
+local own = {}
+if freed then
+  local mine = {}
+  local j = 0
+  for id in string.gmatch(ARGV[3] or '', '%S+') do
+    j = j + 1
+    mine[id] = 5 + i + j
   end
+  fill(now, now_us, config(ARGV[2]), mine, own)
 end
-return 1
+return put_own(out, own)

@@ -1,29 +1,31 @@
--- revoke.lua: remove a lease by id (an operator action) and tell its holder.
+-- revoke.lua: remove a lease by id (an operator action), tell its holder, and hand the
+-- freed slot to the oldest queued ticket.
 --
--- KEYS[1]  leases zset  <prefix>:{P}:leases
--- KEYS[2]  lease hash   <prefix>:{P}:lease:<ARGV[1]>
--- KEYS[3]  events       <prefix>:{P}:events (pub/sub channel; gets "revoke <id>")
--- ARGV[1]  lease id
+-- KEYS[1..5]  meta, leases, queue, tickets, waiters (see _shared.lua)
+-- KEYS[6]     lease hash <prefix>:{P}:lease:<ARGV[2]>
+-- ARGV[1]     the caller's constants (see _shared.lua)
+-- ARGV[2]     lease id
 --
--- Publishes "revoke <id>" when the lease was known (its holder then treats it
--- as lost, and waiters elsewhere retry).
--- Returns 1 if the lease was live, 0 otherwise.
--- Cost: O(log N).
+-- Publishes "revoke <id>" when the lease was known (its holder then treats it as lost).
+-- Returns one string: "<1 if the lease was live else 0> <now_ms>", then own grants
+-- (see _shared.lua).
+-- Cost: O(log N), plus O(log N + batch) to hand off.
 
-if redis.replicate_commands then pcall(redis.replicate_commands) end
+local now, now_us = clock()
+local cfg = config(ARGV[1])
+local id = ARGV[2]
 
-local t = redis.call('TIME')
-local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-
-local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
-local known = redis.call('DEL', KEYS[2])
+local score = redis.call('ZSCORE', KEYS[2], id)
+local known = redis.call('DEL', KEYS[6])
 if score then
-  redis.call('ZREM', KEYS[1], ARGV[1])
+  redis.call('ZREM', KEYS[2], id)
+  redis.call('HDEL', KEYS[4], id)
 end
 if score or known == 1 then
-  redis.call('PUBLISH', KEYS[3], 'revoke ' .. ARGV[1])
+  redis.call('PUBLISH', EVENTS, 'revoke ' .. id)
 end
-if score and tonumber(score) > now_ms then
-  return 1
-end
-return 0
+local live = 0
+if score and tonumber(score) > now then live = 1 end
+local own = {}
+if score then fill(now, now_us, cfg, {}, own) end
+return put_own({live, now}, own)

@@ -1,26 +1,20 @@
--- set_capacity.lua: change a pool's capacity. Shrinking never revokes a lease.
+-- set_capacity.lua: change a pool's capacity; new free slots go to the queue's head.
+-- Shrinking never revokes a lease.
 --
--- KEYS[1]  meta hash    <prefix>:{P}:meta
--- KEYS[2]  leases zset  <prefix>:{P}:leases
--- KEYS[3]  events       <prefix>:{P}:events (pub/sub channel; gets "free <n> <origin>")
--- ARGV[1]  the new capacity (an integer >= 1)
--- ARGV[2]  origin: the caller's coordinator id (it skips its own event), or ""
+-- KEYS[1..5]  meta, leases, queue, tickets, waiters (see _shared.lua)
+-- ARGV[1]     the caller's constants (see _shared.lua)
+-- ARGV[2]     the new capacity (an integer >= 1)
 --
--- Returns {old capacity (-1 if the pool had none), live leases}.
--- Cost: O(log N).
+-- Returns one string: "<old capacity (-1 if the pool had none)> <live leases> <now_ms>",
+-- then own grants (see _shared.lua).
+-- Cost: O(log N + batch).
 
-if redis.replicate_commands then pcall(redis.replicate_commands) end
-
-local function s(n) return string.format('%.0f', n) end
-
-local t = redis.call('TIME')
-local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now, now_us = clock()
+local cfg = config(ARGV[1])
 
 local old = tonumber(redis.call('HGET', KEYS[1], 'capacity')) or -1
-local cap = tonumber(ARGV[1])
-redis.call('HSET', KEYS[1], 'capacity', ARGV[1])
-local live = redis.call('ZCOUNT', KEYS[2], '(' .. s(now_ms), '+inf')
-if cap > old and cap - live > 0 then
-  redis.call('PUBLISH', KEYS[3], 'free ' .. s(cap - live))
-end
-return {old, live}
+redis.call('HSET', KEYS[1], 'capacity', ARGV[2])
+local live = live_count(now)
+local own = {}
+if tonumber(ARGV[2]) > live then fill(now, now_us, cfg, {}, own) end
+return put_own({old, live, now}, own)

@@ -14,6 +14,7 @@ from leasepool._coordinator import (
     LeaseRecord,
     PoolStatus,
     ReleaseOutcome,
+    WaitingProcess,
 )
 from leasepool._errors import (
     CoordinatorStateError,
@@ -61,6 +62,7 @@ __all__ = [
     "ReleaseOutcome",
     "SerializationError",
     "UnsupportedBackendError",
+    "WaitingProcess",
     "WorkGrinder",
     "WorkerDiedError",
     "__version__",

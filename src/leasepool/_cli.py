@@ -97,6 +97,11 @@ def format_status(status: PoolStatus) -> str:
     cap = "unbounded" if status.capacity is None else str(status.capacity)
     waiting = f", {status.waiting} waiting" if status.waiting else ""
     lines = [f"pool {status.pool}: {len(status.leases)}/{cap} leased{waiting}"]
+    waiters = status.waiters
+    if waiters:
+        shown = ", ".join(f"{w.host}:{w.pid} {w.count}" for w in waiters[:10])
+        more = f", ... {len(waiters) - 10} more processes" if len(waiters) > 10 else ""
+        lines.append(f"  waiting per process: {shown}{more}")
     if not status.leases:
         return "\n".join([*lines, "  (no live leases)"])
     rows = [("LEASE", "OWNER", "HOST:PID", "TOKEN", "AGE", "LEFT")]
@@ -124,6 +129,7 @@ def status_json(status: PoolStatus) -> dict[str, Any]:
         "pool": status.pool,
         "capacity": status.capacity,
         "waiting": status.waiting,
+        "waiters": [{"host": w.host, "pid": w.pid, "count": w.count} for w in status.waiters],
         "now_ms": status.now_ms,
         "leases": [
             {

@@ -80,6 +80,15 @@ class LeaseRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class WaitingProcess:
+    """How many callers of one process wait for a slot of a pool."""
+
+    host: str
+    pid: int
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
 class PoolStatus:
     """A snapshot of one pool, for ``leasepool status`` and ``stats()``."""
 
@@ -88,7 +97,10 @@ class PoolStatus:
     """``None`` means unbounded (the embedded coordinator's default)."""
     leases: tuple[LeaseRecord, ...]
     waiting: int
+    """Callers waiting for a slot, in total."""
     now_ms: int
+    waiters: tuple[WaitingProcess, ...] = ()
+    """Who waits, per process (host and pid), most waiters first; empty when unknown."""
 
 
 LostCallback = Callable[[str], None]

@@ -4,43 +4,83 @@ State lives in Redis (see :mod:`leasepool._redis_keys`) and changes only inside
 the Lua scripts of the top-level ``lua/`` folder; all timestamps there are the
 server's (``TIME``).
 
-Local deadlines. A grant's deadlines are on this host's clock, measured from
-the moment the request was *sent*: ``hard = t_sent + (hard_ms - now_ms) *
-(1 - clock_drift)``. The script ran after ``t_sent``, so even with clock rates
-that differ by ``clock_drift`` the host stops using a lease no later than Redis
-stops counting it. Renewals follow the same rule and never move a deadline
-earlier than the one already known.
+Local deadlines. A grant's deadlines are on this host's clock. For a grant
+that comes back in the reply to a request of ours, they are measured from the
+moment the request was *sent*: ``hard = t_sent + (hard_ms - now_ms) * (1 -
+clock_drift)``, where ``now_ms`` is the server time the script saw. A grant
+*handed off* to one of our waiters by another process's release comes with no
+request of ours; it is measured from an anchor instead (see
+:func:`local_deadline`). Renewals follow the same rule and never move a
+deadline earlier than the one already known.
 
-Waiting. A process keeps its waiters in one FIFO queue per coordinator
-(:mod:`leasepool._redis_waiters`). A waiter costs no connection: tries for it
-run on the shared client, each one ``acquire.lua`` call for the oldest waiters
-nobody is trying for yet, and each grant goes to the waiter it was asked for.
-What starts tries: a local release (one try), a ``free <n>`` event from
-another process (up to ``n`` tries at once), and, one try after another until
-the pool is full, the subscriber (re)connecting and a timer set to the
-earliest hard expiry Redis reported (nobody announces expiries, and pub/sub
-may drop messages), capped at ``recheck_interval``. A process whose waiters
-sit behind a long lease sends one command per ``recheck_interval`` at most.
-Releases publish only while some process is noted in the pool's waiting set
-(a full reply to a waiting acquire notes it, for a while), so a pool without
-waiters costs no pub/sub traffic. Within a process waiters are served in
-arrival order; only when another process takes a slot between two parallel
-tries can a later local waiter be served before an earlier one. ``wait=False``
-costs one round trip, and fails at once while this process has waiters.
+Waiting. A waiting ``acquire`` leaves a *ticket* in Redis: its lease id in the
+pool's ``queue`` (a ZSET ordered by an enqueue sequence) and what it asks for
+in the pool's ``tickets`` hash. Every script that frees capacity (release,
+revoke, set-capacity, reclaim, heartbeat) grants the freed slots straight to
+the oldest live tickets, in the same script: there is no wake-up, no retry
+and no herd. A grant to a ticket of the calling process comes back in the
+script's reply; a grant to another process's ticket is published on the
+pool's events channel, where that process's one subscriber resolves the
+waiter with no further round trip.
+
+Claims. The releasing script cannot write the waiter's lease hash (it does not
+know the key, and every key a script touches must be declared), so a grant
+handed to another process first counts in Redis only until a short *claim
+deadline* (``claim_window``, 5 s), and keeps its data in the tickets hash. The
+waiter's process claims it right after resolving the waiter (``heartbeat.lua``,
+off the latency path): the claim writes the lease hash and moves the expiry to
+the full hard expiry. A grant to a waiter that has gone away is so reclaimed
+within the claim window: a dead process never claims; a waiter that timed out
+or was cancelled releases its ticket (or the grant that raced it) at once.
+Until its claim is confirmed a handed-off grant is guarded locally: if no
+confirmation arrives by the local image of the claim deadline, the lease is
+reported lost (``on_lost``) and released, so the holder never uses it longer
+than Redis counts it.
+
+Heartbeats. A waiting process marks itself alive in the pool's ``waiters``
+set (coordinator id -> until when), once per ``recheck_interval`` and at each
+enqueue: one small ``heartbeat.lua`` call for the whole process (``TIME``, a
+``ZADD``, a look at the earliest expiry), whatever the number of its waiters.
+A ticket counts while its process is alive; the tickets of a process that
+stopped beating for three intervals are dropped by whoever meets them next
+(and its entry with them, so that if it was only stalled, its next heartbeat
+sees the gap and checks its tickets, queueing again the ones that are gone).
+A full check (every ticket and claim of ours, reclaim a batch, hand free
+slots to the queue) runs at once when the subscriber (re)connects (pub/sub
+loses messages while disconnected, and the check finds grants whose message
+was lost), when a ``free`` event arrives, after a release whose reply was
+lost, and at the earliest lease expiry Redis reported (nobody announces an
+expiry; a heartbeat that finds an expired lease runs it too). A process whose
+waiters sit behind a long lease sends one command per ``recheck_interval``.
+
+Calls. At most one acquire call, one release call and one heartbeat call of a
+coordinator are in flight; requests that come meanwhile share the next call
+(:class:`leasepool._redis_waiters.CallQueue`). Each kind has a connection of its
+own when the client allows (:mod:`leasepool._redis_lane`).
+
+Order. Tickets are granted in enqueue order, across all processes; a process
+sends its enqueues in the order its callers asked. With ``fair=True`` no
+acquire is granted while tickets are queued, and ``wait=False`` is refused
+then. Without it an acquire takes a free slot even with tickets queued; such a
+slot exists only when nobody handed it off (a lease that expired instead of
+being released, before a waiting process reclaimed it), so waiters never
+starve: every release, revoke and capacity increase serves the queue's head.
+``wait=False`` costs one round trip, and fails at once while this process has
+waiters.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import inspect
 import logging
-import math
 import os
 import re
 import secrets
 import socket
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Container, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -59,15 +99,17 @@ from leasepool._errors import (
     LeasePoolNotStartedError,
     LeaseUnavailableError,
 )
-from leasepool._redis_admin import DEFAULT_RECLAIM_BATCH, read_status
+from leasepool._redis_admin import DEFAULT_RECLAIM_BATCH, read_status, script_config
 from leasepool._redis_errors import REDIS_ERRORS, is_wrongtype, translate
 from leasepool._redis_keys import DEFAULT_PREFIX, PoolKeys, check_lease_id
+from leasepool._redis_lane import Lane, LaneBrokenError, lanes_supported
 from leasepool._redis_scripts import Scripts
 from leasepool._redis_subscriber import Subscription, subscribe
 from leasepool._redis_url import check_url, describe_client, redact_url, url_password
-from leasepool._redis_waiters import Waiter, WaiterQueue
+from leasepool._redis_waiters import AcquireItem, CallQueue, ReleaseItem, State
 from leasepool._validation import (
     ArgumentTypeError,
+    boolean,
     finite_number,
     non_negative_duration,
     positive_duration,
@@ -83,8 +125,57 @@ _MAX_LEASE_MS = 2**41
 _READY_TIMEOUT = 2.0
 _CLOSE_TIMEOUT = 5.0
 _MIN_RETRY_GAP = 0.01
-_EXPIRY_SLACK = 0.005
-_OUTCOMES = {1: ReleaseOutcome.RELEASED, 2: ReleaseOutcome.EXPIRED, 0: ReleaseOutcome.UNKNOWN}
+_EXPIRY_SLACK = 0.002
+_CLAIM_RETRY = 0.1
+_BATCH_LIMIT = 500
+"""Requests per acquire or release call, at most."""
+_HEARTBEAT_IDS = 1000
+"""Ids per heartbeat call, at most (heartbeat.lua refuses more)."""
+_TOMBSTONE_MS = 60_000
+_OUTCOMES = {
+    1: ReleaseOutcome.RELEASED,
+    2: ReleaseOutcome.EXPIRED,
+    3: ReleaseOutcome.UNKNOWN,
+    0: ReleaseOutcome.UNKNOWN,
+}
+
+_LEASE_ID = re.compile(r"\S+")
+
+_PID = [os.getpid()]
+"""This process's id, kept up to date across fork (os.getpid() is a system call)."""
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=lambda: _PID.__setitem__(0, os.getpid()))
+
+
+def local_deadline(t_anchor: float, s_anchor: int, server_ms: int, drift: float) -> float:
+    """The local time by which this host must stop believing in server instant ``server_ms``.
+
+    ``(t_anchor, s_anchor)`` is an *anchor*: ``t_anchor`` is the local
+    monotonic time at which this process sent a request, and ``s_anchor`` the
+    server time (``TIME``, ms) that the request's script saw. The script ran
+    after the request was sent, so the server instant ``s_anchor`` happened at
+    local time ``T(s_anchor) >= t_anchor``.
+
+    Clock rates differ by at most ``drift`` (a fraction): ``d`` server
+    milliseconds last at least ``d * (1 - drift)`` local milliseconds. Any
+    server instant ``S >= s_anchor`` therefore happens at local time
+    ``T(S) >= T(s_anchor) + (S - s_anchor) * (1 - drift) >= t_anchor + (S -
+    s_anchor) * (1 - drift)``, which is what this returns (in seconds). For an
+    ``S`` before the anchor the same reasoning gives ``t_anchor - (s_anchor - S)
+    * (1 + drift)``. Either way the result is never later than the moment the
+    server reaches ``S``: a host that revokes a lease locally at
+    ``local_deadline(..., hard_ms, ...)`` has stopped before Redis stops
+    counting it, whatever the delays in between.
+
+    This is why a grant handed to our waiter by *another* process's release is
+    safe: our process did not send the request that created it, but any of
+    our own earlier round trips is an anchor (we keep the most recent: the
+    enqueue of the ticket, a heartbeat, any other call), and ``hard_ms`` is an
+    absolute server time. For a grant in the reply to our own request the
+    anchor is that request itself.
+    """
+    delta = server_ms - s_anchor
+    return t_anchor + delta / 1000 * ((1 - drift) if delta >= 0 else (1 + drift))
 
 
 @dataclass(slots=True)
@@ -94,12 +185,9 @@ class _Held:
     hard: float
 
 
-_LEASE_ID = re.compile(r"\S+")
-
-
 def _seconds(name: str, value: object, above: float) -> float:
     """A finite number of seconds > ``above`` (0: positive; -1: zero allowed), fast path first."""
-    if (type(value) is float or type(value) is int) and above < value < math.inf:
+    if (type(value) is float or type(value) is int) and above < value < 1e300:
         return value
     if above == 0:
         return positive_duration(name, value)
@@ -110,6 +198,10 @@ def _consume_result(task: asyncio.Future[Any]) -> None:
     """Mark a background task's exception as seen (the awaiting caller may be gone)."""
     if not task.cancelled():
         task.exception()
+
+
+def _text(value: object) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
 def _check_client(client: object) -> Any:
@@ -136,6 +228,13 @@ def _default_client_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
     return kwargs
 
 
+def _duration_in(name: str, value: object, low: float, high: float) -> float:
+    seconds = positive_duration(name, value)
+    if not low <= seconds <= high:
+        raise ValueError(f"{name} must be between {low} and {high} seconds, got {value!r}")
+    return seconds
+
+
 class RedisCoordinator(Coordinator):
     """Global slots stored in Redis, shared by every process that uses the same pool.
 
@@ -144,15 +243,32 @@ class RedisCoordinator(Coordinator):
     pool; an existing pool keeps its stored capacity (a warning is logged when
     they differ). Use :meth:`from_url` to let the coordinator own its client.
 
-    Keyword-only tuning:
+    Waiters are served in the order they queued, across every process, by
+    direct hand-off: a release grants its slot to the oldest waiter in the
+    same script (see the module docstring for how, and why it is safe).
 
+    Keyword-only options:
+
+    * ``fair`` (False): strict first-in, first-out across hosts. No acquire is
+      granted while waiters are queued, and ``wait=False`` is refused then.
+      Without it, an acquire may take a slot that nobody handed off (one whose
+      lease expired, before a waiting process reclaimed it) ahead of the queue;
+      every released, revoked or added slot still goes to the oldest waiter, so
+      no waiter starves.
     * ``clock_drift`` (0.01): the largest relative clock-rate difference
       assumed between this host and Redis; local hard deadlines are shortened
       by this fraction.
-    * ``reclaim_batch`` (100): expired leases removed per script call, at most.
-    * ``recheck_interval`` (5.0 s): while a process has waiters, it asks Redis
-      again at least this often even if no event arrives (pub/sub can lose
-      messages). At least 1 s.
+    * ``reclaim_batch`` (100): expired leases removed, and queued tickets
+      examined, per script call, at most.
+    * ``recheck_interval`` (5.0 s, 1 to 60): while this process has waiters it
+      sends one heartbeat per interval: one small script call for the whole
+      process, whatever the number of waiters. Its tickets count as alive for
+      three intervals after a heartbeat; a dead process's tickets are dropped
+      after that.
+    * ``claim_window`` (5.0 s, 0.1 to 60): how long a slot handed to a waiter
+      in another process counts before that process confirms it. A grant to a
+      dead process is reclaimed after this long (by the next waiting process's
+      heartbeat, so within ``claim_window`` plus a ``recheck_interval``).
     * ``record_margin`` (60.0 s): how long a lease's hash outlives its hard
       expiry, so a late ``release`` can still tell "expired" from "unknown".
     """
@@ -164,14 +280,17 @@ class RedisCoordinator(Coordinator):
         pool: str,
         capacity: int,
         key_prefix: str = DEFAULT_PREFIX,
+        fair: bool = False,
         clock_drift: float = 0.01,
         reclaim_batch: int = DEFAULT_RECLAIM_BATCH,
         recheck_interval: float = 5.0,
+        claim_window: float = 5.0,
         record_margin: float = 60.0,
     ) -> None:
         self._client = _check_client(client)
         self._keys = PoolKeys.of(pool, key_prefix)
         self._capacity = positive_int("capacity", capacity)
+        self._fair = boolean("fair", fair)
         drift = finite_number("clock_drift", clock_drift)
         if not 0 <= drift < 0.5:
             raise ValueError(f"clock_drift must be >= 0 and < 0.5, got {clock_drift!r}")
@@ -179,47 +298,66 @@ class RedisCoordinator(Coordinator):
         self._reclaim_batch = positive_int("reclaim_batch", reclaim_batch)
         if self._reclaim_batch > 10_000:
             raise ValueError(f"reclaim_batch must be <= 10000, got {reclaim_batch!r}")
-        self._recheck = positive_duration("recheck_interval", recheck_interval)
-        if self._recheck < 1.0:
-            raise ValueError(f"recheck_interval must be >= 1 second, got {recheck_interval!r}")
+        self._recheck = _duration_in("recheck_interval", recheck_interval, 1.0, 60.0)
+        self._claim_ms = round(_duration_in("claim_window", claim_window, 0.1, 60.0) * 1000)
         self._margin_ms = round(non_negative_duration("record_margin", record_margin) * 1000)
         if self._margin_ms > _MAX_LEASE_MS:
             raise ValueError(f"record_margin is too large, got {record_margin!r}")
-        # A waiting process asks again at least every recheck interval; its note
-        # in the waiting set outlives that comfortably.
-        self._waiting_ms = round(self._recheck * 2000) + 1000
+        self._ticket_ms = round(self._recheck * 3000)
         self._scripts = Scripts.register(client)
         self._owns_client = False
         self._target = describe_client(client)
         self._hidden: tuple[str | None, ...] = (self._client_password(),)
-        self._host = socket.gethostname()
+        self._host = socket.gethostname().replace("|", "_")
         self._origin = secrets.token_hex(6)
         self._config: tuple[int, str] | None = None
+        self._fixed = list(self._keys.fixed)
+        self._lease_prefix = self._keys.lease("")
+        self._lanes: tuple[Lane, Lane, Lane] | None = None
+        """Dedicated connections for acquire, release and heartbeat calls, when supported."""
+        self._acquire_action = f"acquire a slot in pool {self._keys.pool!r}"
+        self._heartbeat_action = f"heartbeat in pool {self._keys.pool!r}"
 
         self._clock: Clock = MONOTONIC_CLOCK
         self._starts = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lost_callbacks: list[LostCallback] = []
-        self._waiters: WaiterQueue | None = None
+        self._waiting: dict[str, AcquireItem] = {}
+        """This process's waiters, in arrival order."""
         self._held: dict[str, _Held] = {}
-        self._tries: dict[asyncio.Task[None], str] = {}
-        """Tries in flight on behalf of waiters: task -> lease id."""
-        self._probing = False
-        """Keep trying the next waiter after each success (until the pool is full)."""
+        self._unclaimed: dict[str, TimerHandle] = {}
+        """Grants handed to our waiters whose claim is not confirmed: id -> claim deadline."""
+        self._acquires: CallQueue[AcquireItem] = CallQueue(
+            self._send_acquires, self._spawn, _BATCH_LIMIT
+        )
+        self._releases: CallQueue[ReleaseItem] = CallQueue(
+            self._send_releases, self._spawn, _BATCH_LIMIT
+        )
+        self._sync_ids: dict[str, None] = {}
+        self._sync_full = False
+        self._sync_beat = False
+        self._sync_task: asyncio.Task[None] | None = None
+        self._anchor: tuple[float, int] = (0.0, 0)
         self._timer: TimerHandle | None = None
-        self._earliest: float | None = None
-        self._event_seq = 0
+        self._timer_at: float | None = None
+        self._beat_at: float | None = None
+        self._expiry_at: float | None = None
         self._background: set[asyncio.Task[Any]] = set()
         self._subscription: Subscription | None = None
         self._stored_capacity: int | None = None
+        self._pool_queued: int | None = None
         self._counters = {
             "grants": 0,
+            "handoffs": 0,
             "refusals": 0,
             "waits": 0,
             "timeouts": 0,
             "round_trips": 0,
             "events": 0,
-            "rechecks": 0,
+            "heartbeats": 0,
+            "claims": 0,
+            "claims_lost": 0,
+            "requeued": 0,
             "orphans_released": 0,
             "renewals": 0,
             "lost": 0,
@@ -233,9 +371,11 @@ class RedisCoordinator(Coordinator):
         pool: str,
         capacity: int,
         key_prefix: str = DEFAULT_PREFIX,
+        fair: bool = False,
         clock_drift: float = 0.01,
         reclaim_batch: int = DEFAULT_RECLAIM_BATCH,
         recheck_interval: float = 5.0,
+        claim_window: float = 5.0,
         record_margin: float = 60.0,
         **client_kwargs: Any,
     ) -> RedisCoordinator:
@@ -252,15 +392,18 @@ class RedisCoordinator(Coordinator):
         # Validate everything else before a client exists.
         PoolKeys.of(pool, key_prefix)
         positive_int("capacity", capacity)
+        boolean("fair", fair)
         client = Redis.from_url(url, **_default_client_kwargs(dict(client_kwargs)))
         coordinator = cls(
             client,
             pool=pool,
             capacity=capacity,
             key_prefix=key_prefix,
+            fair=fair,
             clock_drift=clock_drift,
             reclaim_batch=reclaim_batch,
             recheck_interval=recheck_interval,
+            claim_window=claim_window,
             record_margin=record_margin,
         )
         coordinator._owns_client = True
@@ -277,7 +420,7 @@ class RedisCoordinator(Coordinator):
     def __repr__(self) -> str:
         return (
             f"RedisCoordinator(pool={self._keys.pool!r}, capacity={self._capacity}, "
-            f"key_prefix={self._keys.prefix!r}, target={self._target!r})"
+            f"key_prefix={self._keys.prefix!r}, fair={self._fair}, target={self._target!r})"
         )
 
     # -- properties ----------------------------------------------------------
@@ -296,6 +439,10 @@ class RedisCoordinator(Coordinator):
         return self._client
 
     @property
+    def fair(self) -> bool:
+        return self._fair
+
+    @property
     def capacity(self) -> int:
         """The pool's capacity as last seen in Redis (the constructor's before start)."""
         return self._stored_capacity if self._stored_capacity is not None else self._capacity
@@ -303,25 +450,49 @@ class RedisCoordinator(Coordinator):
     # -- plumbing ------------------------------------------------------------
 
     async def _call(
-        self, action: str, script: Callable[..., Awaitable[T]], keys: Sequence[str], args: list[Any]
+        self,
+        action: str | Callable[[], str],
+        script: Callable[..., Awaitable[T]],
+        keys: Sequence[str],
+        args: list[Any],
+        lane: Lane | None = None,
     ) -> T:
-        """Run one script; every redis-py error comes out as a leasepool error."""
+        """Run one script (on ``lane`` if given); every redis-py error becomes a leasepool one.
+
+        ``action`` names what was done, for error messages (a callable: built only then).
+        """
         self._counters["round_trips"] += 1
         try:
+            if lane is not None:
+                try:
+                    result: T = await lane.call(script, keys, args)
+                    return result
+                except LaneBrokenError:
+                    pass  # once more through the client, with its retry policy
             return await script(keys=keys, args=args)
         except REDIS_ERRORS as exc:
+            if not isinstance(action, str):
+                action = action()
             if is_wrongtype(exc):
                 raise await self._wrongtype_error(action, keys) from exc
             raise translate(exc, action=action, target=self._target, secrets=self._hidden) from exc
 
     async def _wrongtype_error(self, action: str, keys: Sequence[str]) -> LeasePoolError:
-        expected = {self._keys.meta: "hash", self._keys.leases: "zset"}
+        k = self._keys
+        expected = {
+            k.meta: "hash",
+            k.leases: "zset",
+            k.queue: "zset",
+            k.tickets: "hash",
+            k.waiters: "zset",
+        }
         try:
             for key in keys:
-                kind = await self._client.type(key)
-                kind = kind.decode() if isinstance(kind, bytes) else str(kind)
+                if key == k.events:
+                    continue
+                kind = _text(await self._client.type(key))
                 want = expected.get(key, "hash")
-                if key != self._keys.events and kind not in (want, "none"):
+                if kind not in (want, "none"):
                     return CoordinatorStateError(
                         f"{action}: Redis key {key!r} holds a {kind}, expected a {want}"
                     )
@@ -336,23 +507,50 @@ class RedisCoordinator(Coordinator):
         task.add_done_callback(_consume_result)
         return task
 
-    def _require_started(self) -> WaiterQueue:
-        if self._starts == 0 or self._waiters is None:
+    def _require_started(self) -> None:
+        if self._starts == 0:
             raise LeasePoolNotStartedError(f"{self!r} is not started")
         if self._loop is not asyncio.get_running_loop():
             raise RuntimeError(f"{self!r} is bound to the event loop that started it")
-        return self._waiters
+
+    def _cfg(self) -> str:
+        """The scripts' ARGV[1]: this process's constants, encoded once (see lua/_shared.lua)."""
+        pid = _PID[0]
+        if self._config is None or self._config[0] != pid:
+            text = script_config(
+                capacity=self._capacity,
+                batch=self._reclaim_batch,
+                margin_ms=self._margin_ms,
+                claim_ms=self._claim_ms,
+                ticket_ms=self._ticket_ms,
+                fair=self._fair,
+                origin=self._origin,
+                pid=pid,
+                host=self._host,
+            )
+            self._config = (pid, text)
+        return self._config[1]
+
+    def _note(self, t_sent: float, now_ms: int) -> None:
+        """A reply came back: keep the most recent anchor (see :func:`local_deadline`)."""
+        if t_sent >= self._anchor[0]:
+            self._anchor = (t_sent, now_ms)
 
     def _to_grant(
         self, lease_id: str, t_sent: float, token: int, now_ms: int, soft_ms: int, hard_ms: int
     ) -> Grant:
-        hard = t_sent + (hard_ms - now_ms) / 1000 * (1 - self._drift)
-        soft = min(t_sent + (soft_ms - now_ms) / 1000, hard)
+        hard = local_deadline(t_sent, now_ms, hard_ms, self._drift)
+        soft = t_sent + (soft_ms - now_ms) / 1000
+        if soft > hard:
+            soft = hard
         held = self._held.get(lease_id)
         if held is not None and held.token == token:
             soft, hard = max(soft, held.soft), max(hard, held.hard)
         self._held[lease_id] = _Held(token, soft, hard)
         return Grant(lease_id, token, soft, hard)
+
+    def _lease_key(self, lease_id: str) -> str:
+        return self._lease_prefix + lease_id
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -365,11 +563,13 @@ class RedisCoordinator(Coordinator):
             self._lost_callbacks.append(on_lost)
             return
         self._clock = clock
+        k = self._keys
         try:
+            t_sent = clock.monotonic()
             reply = await self._call(
                 f"start pool {self.pool!r}",
                 self._scripts.init,
-                [self._keys.meta, self._keys.leases],
+                list(k.fixed),
                 [self._capacity],
             )
         except BaseException:
@@ -378,6 +578,7 @@ class RedisCoordinator(Coordinator):
                     await self._client.aclose()
             raise
         stored = int(reply[0])
+        self._anchor = (t_sent, int(reply[2]))
         self._stored_capacity = stored
         if stored != self._capacity:
             log.warning(
@@ -387,8 +588,17 @@ class RedisCoordinator(Coordinator):
                 self._capacity,
             )
         self._loop = loop
-        self._waiters = WaiterQueue(clock, self._on_orphan)
-        self._subscription = subscribe(self._client, self._keys.events, self._on_event)
+        if lanes_supported(self._client):
+            constants = (*self._fixed, self._cfg())
+            self._lanes = (
+                Lane(self._client, constants),
+                Lane(self._client, constants),
+                Lane(self._client, constants),
+            )
+            for lane in self._lanes:  # connect now, not on the first (timed) call
+                with contextlib.suppress(*REDIS_ERRORS):
+                    await lane.connect()
+        self._subscription = subscribe(self._client, k.events, self._on_event)
         self._starts = 1
         self._lost_callbacks.append(on_lost)
         await self._subscription.wait_ready(_READY_TIMEOUT)
@@ -401,42 +611,49 @@ class RedisCoordinator(Coordinator):
             return
         self._lost_callbacks.clear()
         self._cancel_timer()
-        tries, self._tries = self._tries, {}
-        for task in tries:
-            task.cancel()
-        for task, lease_id in tries.items():
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            self._spawn(self._quiet_release(lease_id, cancelled=True))
-        if self._waiters is not None:
-            self._waiters.fail_all(
-                lambda: LeasePoolNotStartedError(f"coordinator for pool {self.pool!r} closed")
-            )
+        self._beat_at = self._expiry_at = None
+        closed = LeasePoolNotStartedError(f"coordinator for pool {self.pool!r} closed")
+        pending = list(self._acquires.pending)
+        self._acquires.pending.clear()
+        for item in pending:
+            item.state = State.DONE
+            self._fail(item, closed)
+        leaving = []
+        for item in list(self._waiting.values()):
+            if item.state is State.QUEUED:
+                leaving.append(item.lease_id)
+                item.state = State.DONE
+            self._fail(item, closed)
+        self._waiting.clear()
+        for lease_id, timer in list(self._unclaimed.items()):
+            timer.cancel()
+            leaving.append(lease_id)
+        self._unclaimed.clear()
+        for lease_id in leaving:
+            self._spawn(self._release_quietly(lease_id, tomb=True))
         subscription, self._subscription = self._subscription, None
         if subscription is not None:
             await subscription.close()
-        if self._background:
+        for _ in range(3):
+            if not self._background:
+                break
             await asyncio.wait(set(self._background), timeout=_CLOSE_TIMEOUT)
+        if self._sync_task is not None:
+            self._sync_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sync_task
         self._held.clear()
         self._loop = None
+        lanes, self._lanes = self._lanes, None
+        for lane in lanes or ():
+            await lane.close()
         if self._owns_client:
             with contextlib.suppress(*REDIS_ERRORS):
                 await self._client.aclose()
 
     # -- acquiring -------------------------------------------------------------
 
-    def _config_arg(self) -> str:
-        """The acquire script's per-process constants, in one argument (fewer to encode)."""
-        pid = os.getpid()
-        if self._config is None or self._config[0] != pid:
-            text = (
-                f"{self._capacity}|{self._reclaim_batch}|{self._margin_ms}|{self._origin}"
-                f"|{pid}|{self._host}"
-            )
-            self._config = (pid, text)
-        return self._config[1]
-
-    def _acquire_args(self, request: GrantRequest) -> tuple[list[str], list[Any]]:
+    def _item(self, request: GrantRequest, wait: bool, deadline: float | None) -> AcquireItem:
         lease_id = request.lease_id
         if type(lease_id) is not str or not _LEASE_ID.fullmatch(lease_id):
             lease_id = check_lease_id(lease_id)
@@ -447,175 +664,438 @@ class RedisCoordinator(Coordinator):
                 f"lease_seconds + grace_seconds is too long, got {request.lease_seconds!r}"
                 f" + {request.grace_seconds!r}"
             )
-        keys = [self._keys.meta, self._keys.leases, self._keys.lease(lease_id), self._keys.waiting]
-        args: list[Any] = [lease_id, request.owner, lease_ms, grace_ms, 0, self._config_arg()]
-        return keys, args
-
-    async def _try_acquire(self, request: GrantRequest, wait: bool) -> Grant | None:
-        """One round trip: a grant, or None when the pool is full (then the timer is noted).
-
-        With ``wait``, a full pool notes this process as waiting (for a while
-        longer than it takes to try again), so releases announce freed slots.
-        """
-        keys, args = self._acquire_args(request)
-        if wait:
-            args[4] = self._waiting_ms
-        t_sent = self._clock.monotonic()
-        reply = await self._call(
-            f"acquire a slot in pool {self.pool!r}", self._scripts.acquire, keys, args
-        )
-        if int(reply[0]) == -1:
-            return None  # this id's acquire was cancelled (tombstone)
-        if int(reply[0]) == 1:
-            _, token, now_ms, soft_ms, hard_ms = (int(x) for x in reply)
-            self._counters["grants"] += 1
-            return self._to_grant(request.lease_id, t_sent, token, now_ms, soft_ms, hard_ms)
-        _, now_ms, earliest_ms, _, capacity = (int(x) for x in reply)
-        self._stored_capacity = capacity
-        if earliest_ms >= 0:
-            self._earliest = t_sent + (earliest_ms - now_ms) / 1000 + _EXPIRY_SLACK
-        return None
+        future: asyncio.Future[Grant] = asyncio.get_running_loop().create_future()
+        arg = f"{1 if wait else 0} {lease_ms} {grace_ms} {lease_id} {request.owner}"
+        return AcquireItem(request, self._lease_prefix + lease_id, arg, wait, deadline, future)
 
     async def acquire(self, request: GrantRequest, *, wait: bool, deadline: float | None) -> Grant:
-        waiters = self._require_started()
-        self._acquire_args(request)  # validate before any I/O
-        if waiters:
-            if not wait:
-                self._counters["refusals"] += 1
-                raise LeaseUnavailableError(
-                    f"pool {self.pool!r} has {len(waiters)} waiting in this process"
-                )
-        else:
-            seq = self._event_seq
-            try:
-                grant = await self._try_acquire(request, wait)
-            except (asyncio.CancelledError, LeasePoolError):
-                # The script may have run (or may still run): free the id, and leave
-                # a tombstone so that a late-arriving acquire of it grants nothing.
-                self._held.pop(request.lease_id, None)
-                self._spawn(self._quiet_release(request.lease_id, cancelled=True))
-                raise
-            if grant is not None:
-                return grant
-            if not wait:
-                self._counters["refusals"] += 1
-                raise LeaseUnavailableError(
-                    f"pool {self.pool!r} is at its capacity of {self.capacity}"
-                )
-            if self._event_seq != seq:
-                # A slot may have been freed while we asked: look again at once.
-                self._kick(math.inf)
-        self._counters["waits"] += 1
-        if self._timer is None:
-            self._arm_timer(force=True)
-        try:
-            return await waiters.wait(
-                request, deadline, f"timed out waiting for a slot in pool {self.pool!r}"
+        self._require_started()
+        item = self._item(request, wait, deadline)
+        if not wait and self._waiting:
+            self._counters["refusals"] += 1
+            raise LeaseUnavailableError(
+                f"pool {self.pool!r} has {len(self._waiting)} waiting in this process"
             )
-        except TimeoutError:
-            self._counters["timeouts"] += 1
-            raise
-
-    def _on_orphan(self, grant: Grant) -> None:
-        """A grant whose waiter left: free it, then pass the slot to the next waiter."""
-        self._held.pop(grant.lease_id, None)
-        self._counters["orphans_released"] += 1
-        self._spawn(self._quiet_release(grant.lease_id, kick=True))
-
-    # -- the pump: serving local waiters in order ---------------------------------
-
-    def _kick(self, budget: float) -> None:
-        """Try for up to ``budget`` waiters at once; ``inf`` probes one by one until full."""
-        if budget == math.inf:
-            self._probing = True
-            if self._tries:
-                return  # the last try in flight goes on probing if it succeeds
-            budget = 1
-        waiters = self._waiters
-        if waiters is None:
-            return
-        launched = 0
-        while launched < budget:
-            waiter = waiters.claim_next()
-            if waiter is None:
-                break
-            task = asyncio.get_running_loop().create_task(self._try_for(waiter))
-            self._tries[task] = waiter.request.lease_id
-            task.add_done_callback(self._tries_done)
-            launched += 1
-        if not launched and not self._tries:
-            self._probing = False
-
-    def _tries_done(self, task: asyncio.Task[None]) -> None:
-        self._tries.pop(task, None)
-        _consume_result(task)
-
-    async def _try_for(self, waiter: Waiter) -> None:
-        """One try on behalf of one waiter; its grant goes to that waiter only."""
-        waiters = self._waiters
-        assert waiters is not None
+        if wait:
+            self._waiting[item.lease_id] = item
         try:
-            grant = await self._try_acquire(waiter.request, True)
+            await self._acquires.submit(item)
+            return await item.future
+        except BaseException as exc:
+            self._leave(item)
+            if isinstance(exc, TimeoutError):
+                self._counters["timeouts"] += 1
+            raise
+        finally:
+            item.stop_timer()
+
+    def _leave(self, item: AcquireItem) -> None:
+        """The caller of ``item`` is gone (error, timeout, cancellation): leave nothing behind."""
+        if self._waiting.get(item.lease_id) is item:
+            del self._waiting[item.lease_id]
+        future = item.future
+        if future.done() and not future.cancelled() and future.exception() is None:
+            self._orphan(item.lease_id)  # granted, but nobody took the grant
+            return
+        if item.state is State.PENDING:
+            self._acquires.discard(item)
+            item.state = State.DONE
+        elif item.state is State.QUEUED:
+            item.state = State.DONE
+            self._spawn(self._release_quietly(item.lease_id, tomb=True))
+        # SENT: the reply, when it comes, finds the item gone and cleans up.
+        if not self._waiting:
+            self._arm_timer()
+
+    def _orphan(self, lease_id: str) -> None:
+        """A grant whose waiter left: release it (the slot goes on to the next waiter)."""
+        self._held.pop(lease_id, None)
+        self._forget_claim(lease_id)
+        self._counters["orphans_released"] += 1
+        self._spawn(self._release_quietly(lease_id))
+
+    def _fail(self, item: AcquireItem, exc: BaseException) -> None:
+        if self._waiting.get(item.lease_id) is item:
+            del self._waiting[item.lease_id]
+        if not item.future.done():
+            item.future.set_exception(exc)
+
+    def _settle(self, item: AcquireItem, grant: Grant) -> None:
+        """Give ``grant`` to its waiter; a waiter that left gets its grant released."""
+        if item.state is State.PENDING:
+            self._acquires.discard(item)  # (queued again, but granted first: never send it)
+        item.state = State.DONE
+        item.stop_timer()
+        if self._waiting.get(item.lease_id) is item:
+            del self._waiting[item.lease_id]
+        if item.future.done():
+            self._orphan(item.lease_id)
+        else:
+            item.future.set_result(grant)
+
+    async def _send_acquires(self, items: list[AcquireItem]) -> None:
+        if len(items) > 1 or items[0].state is not State.PENDING:
+            items = [item for item in items if item.state is State.PENDING]
+            if not items:
+                return
+        keys = self._fixed.copy()
+        args = [self._cfg()]
+        for item in items:
+            item.state = State.SENT
+            keys.append(item.key)
+            args.append(item.arg)
+        t_sent = self._clock.monotonic()
+        try:
+            reply = await self._call(
+                self._acquire_action,
+                self._scripts.acquire,
+                keys,
+                args,
+                self._lanes[0] if self._lanes else None,
+            )
+        except BaseException as exc:
+            # The script may have run (or may still run): free the ids, and leave
+            # tombstones so that a late-arriving acquire of them grants nothing.
+            for item in items:
+                item.state = State.DONE
+                self._spawn(self._release_quietly(item.lease_id, tomb=True))
+                if isinstance(exc, LeasePoolError):
+                    self._fail(item, exc)
+            if isinstance(exc, LeasePoolError):
+                return
+            raise
+        fields = reply.split()
+        now_ms, earliest_ms, queued, capacity, revived = map(int, fields[:5])
+        self._note(t_sent, now_ms)
+        self._stored_capacity = capacity
+        if queued >= 0:
+            self._pool_queued = queued
+        any_queued = False
+        if revived and any(i.state is State.QUEUED for i in self._waiting.values()):
+            # We had stopped counting as alive: our older tickets may have been dropped.
+            self._request_sync(full=True)
+        for i, item in enumerate(items):
+            status, a, b, c = map(int, fields[5 + 4 * i : 9 + 4 * i])
+            if status == 1:
+                self._counters["grants"] += 1
+                self._settle(item, self._to_grant(item.lease_id, t_sent, a, now_ms, b, c))
+            elif status == 0:
+                if item.state is not State.SENT:
+                    continue  # a hand-off message settled it already
+                if not item.live():
+                    item.state = State.DONE
+                    self._spawn(self._release_quietly(item.lease_id, tomb=True))
+                    continue
+                item.state = State.QUEUED
+                any_queued = True
+                self._counters["waits"] += 1
+                if item.deadline is not None:
+                    item.timer = self._clock.call_at(
+                        item.deadline, functools.partial(self._expire, item)
+                    )
+            elif status == 2:
+                item.state = State.DONE
+                self._counters["refusals"] += 1
+                if a < capacity:
+                    why = f"pool {self.pool!r} has {queued} waiting (fair=True)"
+                else:
+                    why = f"pool {self.pool!r} is at its capacity of {capacity}"
+                    if queued > 0:
+                        why += f", with {queued} waiting"
+                self._fail(item, LeaseUnavailableError(why))
+            else:
+                item.state = State.DONE
+                self._fail(item, LeasePoolError(f"the acquire of {item.lease_id!r} was cancelled"))
+        self._take_own(fields, 5 + 4 * len(items), t_sent, now_ms)
+        if any_queued:
+            if earliest_ms >= 0:
+                self._note_expiry(now_ms, earliest_ms)
+            if self._beat_at is None:
+                self._beat_at = self._clock.monotonic() + self._recheck
+            self._arm_timer()
+
+    def _expire(self, item: AcquireItem) -> None:
+        item.timer = None
+        if item.live():
+            item.future.set_exception(
+                TimeoutError(f"timed out waiting for a slot in pool {self.pool!r}")
+            )
+
+    # -- grants handed to us -----------------------------------------------------
+
+    def _take_own(
+        self,
+        reply: Sequence[bytes | str],
+        at: int,
+        t_sent: float,
+        now_ms: int,
+        skip: Container[str] = (),
+    ) -> None:
+        """Grants to our own tickets in a reply's fields: ``count`` then five fields each.
+
+        ``skip``: ids the reply reports elsewhere (a heartbeat's own ids).
+        """
+        count = int(reply[at])
+        for j in range(count):
+            base = at + 1 + 5 * j
+            lease_id = _text(reply[base])
+            if lease_id in skip:
+                continue
+            token, soft_ms, hard_ms, claim_ms = (int(x) for x in reply[base + 1 : base + 5])
+            self._handed(lease_id, token, soft_ms, hard_ms, claim_ms, t_sent, now_ms, own=True)
+
+    def _handed(
+        self,
+        lease_id: str,
+        token: int,
+        soft_ms: int,
+        hard_ms: int,
+        claim_ms: int,
+        t_anchor: float,
+        s_anchor: int,
+        *,
+        own: bool,
+    ) -> None:
+        """A slot was handed to the ticket ``lease_id`` (by a reply of ours or by an event)."""
+        item = self._waiting.get(lease_id)
+        if item is None or not item.live():
+            # Our ticket, but its waiter left: nobody else will release it. (A grant we
+            # already hold, found first by a heartbeat, is not news: keep it.)
+            if own and lease_id not in self._held:
+                self._orphan(lease_id)
+            return
+        self._counters["handoffs"] += 1
+        grant = self._to_grant(lease_id, t_anchor, token, s_anchor, soft_ms, hard_ms)
+        if claim_ms < hard_ms:
+            when = local_deadline(t_anchor, s_anchor, claim_ms, self._drift)
+            self._unclaimed[lease_id] = self._clock.call_at(
+                when, lambda: self._claim_expired(lease_id)
+            )
+        self._settle(item, grant)
+        if claim_ms < hard_ms:
+            # After the waiter's wake-up is scheduled: the claim is off its latency path.
+            self._request_sync(lease_id)
+
+    def _on_grant_event(self, fields: list[str]) -> None:
+        """``grant <origin> <id> <token> <soft_ms> <hard_ms> <claim_ms> ...``"""
+        t_anchor, s_anchor = self._anchor
+        origin = self._origin
+        for j in range(0, len(fields) - 5, 6):
+            if fields[j] != origin:
+                continue  # another process's ticket
+            try:
+                token, soft_ms, hard_ms, claim_ms = (int(x) for x in fields[j + 2 : j + 6])
+            except ValueError:
+                continue
+            self._handed(
+                fields[j + 1], token, soft_ms, hard_ms, claim_ms, t_anchor, s_anchor, own=True
+            )
+
+    def _forget_claim(self, lease_id: str) -> None:
+        timer = self._unclaimed.pop(lease_id, None)
+        if timer is not None:
+            timer.cancel()
+
+    def _claim_expired(self, lease_id: str) -> None:
+        """No confirmation by the claim deadline: Redis may drop the slot now; so do we."""
+        if self._unclaimed.pop(lease_id, None) is None:
+            return
+        self._counters["claims_lost"] += 1
+        log.warning("lease %s handed to this process could not be confirmed in time", lease_id)
+        self._lost(lease_id)
+        self._spawn(self._release_quietly(lease_id))
+
+    def _requeue(self, item: AcquireItem) -> None:
+        """Our ticket is gone from Redis (expired, data lost) but the waiter waits on: enqueue."""
+        if not item.live() or self._waiting.get(item.lease_id) is not item:
+            return
+        self._counters["requeued"] += 1
+        item.state = State.PENDING
+        item.stop_timer()
+        self._spawn(self._acquires.submit(item))
+
+    # -- heartbeats and claims ------------------------------------------------------
+
+    def _request_sync(
+        self, claim: str | None = None, *, full: bool = False, beat: bool = False
+    ) -> None:
+        """Run heartbeat.lua soon: to claim ``claim``; ``beat``: to say this process lives;
+        ``full``: also to check every ticket and claim of ours, reclaim, hand off."""
+        if claim is not None:
+            self._sync_ids[claim] = None
+        self._sync_full = self._sync_full or full
+        self._sync_beat = self._sync_beat or beat
+        if self._sync_task is None and self._starts:
+            self._sync_task = asyncio.get_running_loop().create_task(self._sync_loop())
+            self._sync_task.add_done_callback(_consume_result)
+
+    async def _sync_loop(self) -> None:
+        try:
+            while self._sync_ids or self._sync_full or self._sync_beat:
+                full, self._sync_full = self._sync_full, False
+                beat, self._sync_beat = self._sync_beat, False
+                ids = dict(self._sync_ids)
+                self._sync_ids.clear()
+                flags = "w" if self._waiting else ""
+                if full or beat:
+                    self._beat_at = self._clock.monotonic() + self._recheck
+                    self._counters["heartbeats"] += 1
+                if full:
+                    flags += "f"
+                    self._expiry_at = None
+                    for lease_id, item in self._waiting.items():
+                        if item.state is State.QUEUED:
+                            ids[lease_id] = None
+                    ids.update(dict.fromkeys(self._unclaimed))
+                batch = list(ids)
+                for start in range(0, max(1, len(batch)), _HEARTBEAT_IDS):
+                    chunk = batch[start : start + _HEARTBEAT_IDS]
+                    if not await self._heartbeat(chunk, flags):
+                        break
+        finally:
+            self._sync_task = None
+            self._arm_timer()
+
+    async def _heartbeat(self, ids: list[str], flags: str) -> bool:
+        keys = self._fixed + [self._lease_prefix + lease_id for lease_id in ids]
+        args = [self._cfg(), flags or "-"]
+        if ids:
+            args.append(" ".join(ids))
+        t_sent = self._clock.monotonic()
+        try:
+            reply = await self._call(
+                self._heartbeat_action,
+                self._scripts.heartbeat,
+                keys,
+                args,
+                self._lanes[2] if self._lanes else None,
+            )
         except LeasePoolError as exc:
-            waiters.unclaim(waiter)
-            kind, message = type(exc), str(exc)
-            waiters.fail_all(lambda: kind(message))
-            self._spawn(self._quiet_release(waiter.request.lease_id, cancelled=True))
-            return
-        if grant is None:
-            waiters.unclaim(waiter)
-            self._probing = False
-            self._arm_timer()
-            return
-        if not waiters.resolve(waiter, grant):
-            # The waiter left (timeout, cancellation) while we asked.
-            self._on_orphan(grant)
-        elif self._probing and len(self._tries) <= 1:  # (this try is still listed)
-            self._kick(1)
-        if self._timer is None:
-            self._arm_timer()
+            log.debug("heartbeat of pool %r failed: %s", self.pool, exc)
+            if "w" in flags:
+                # Redis is unreachable: waiters learn it now rather than wait blind.
+                for item in list(self._waiting.values()):
+                    if item.state is State.QUEUED:
+                        self._fail(item, exc)  # (its caller then removes its ticket)
+            retry = [lease_id for lease_id in ids if lease_id in self._unclaimed]
+            if retry:
+                self._clock.call_at(
+                    self._clock.monotonic() + _CLAIM_RETRY,
+                    functools.partial(self._retry_claims, retry),
+                )
+            return False
+        fields = reply.split()
+        now_ms, alive, earliest_ms, queued, capacity = map(int, fields[:5])
+        self._note(t_sent, now_ms)
+        if capacity >= 0:
+            self._stored_capacity = capacity
+        if queued >= 0:
+            self._pool_queued = queued
+        for i, lease_id in enumerate(ids):
+            status, token, soft_ms, hard_ms = map(int, fields[5 + 4 * i : 9 + 4 * i])
+            waiter = self._waiting.get(lease_id)
+            if status == 1:
+                if lease_id in self._unclaimed:
+                    self._forget_claim(lease_id)
+                    self._counters["claims"] += 1
+                elif waiter is not None and waiter.state is not State.DONE:
+                    self._counters["handoffs"] += 1
+                    self._settle(
+                        waiter, self._to_grant(lease_id, t_sent, token, now_ms, soft_ms, hard_ms)
+                    )
+                elif lease_id not in self._held:
+                    self._orphan(lease_id)
+            elif status == -1:
+                if lease_id in self._unclaimed:
+                    self._forget_claim(lease_id)
+                    self._counters["claims_lost"] += 1
+                    self._lost(lease_id)
+                elif waiter is not None and waiter.state is State.QUEUED:
+                    self._requeue(waiter)
+        self._take_own(fields, 5 + 4 * len(ids), t_sent, now_ms, skip=set(ids))
+        if earliest_ms >= 0:
+            self._note_expiry(now_ms, earliest_ms)
+        if not alive and "f" not in flags:
+            # We had stopped counting as alive (a stalled loop?): our tickets may have
+            # been dropped. Check them all, and queue again the ones that are gone.
+            self._request_sync(full=True)
+        return True
+
+    def _retry_claims(self, ids: list[str]) -> None:
+        for lease_id in ids:
+            if lease_id in self._unclaimed:
+                self._request_sync(lease_id)
+
+    # -- the timer: heartbeats, and the earliest expiry -------------------------------
+
+    def _note_expiry(self, now_ms: int, earliest_ms: int) -> None:
+        """Recheck once Redis has passed ``earliest_ms`` (measured from now, the reply's end)."""
+        at = (
+            self._clock.monotonic()
+            + (earliest_ms - now_ms) / 1000 * (1 + self._drift)
+            + _EXPIRY_SLACK
+        )
+        if self._expiry_at is None or at < self._expiry_at:
+            self._expiry_at = at
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+            self._timer_at = None
 
-    def _arm_timer(self, *, force: bool = False) -> None:
-        """While anyone waits: recheck at the earliest expiry, or after recheck_interval."""
-        self._cancel_timer()
-        waiters = self._waiters
-        if waiters is None or (not force and not waiters):
+    def _arm_timer(self) -> None:
+        """While anyone waits: a heartbeat every recheck interval, and at the earliest expiry."""
+        if not self._waiting or self._starts == 0:
+            self._cancel_timer()
+            self._beat_at = self._expiry_at = None
             return
         now = self._clock.monotonic()
-        when = now + self._recheck
-        if self._earliest is not None:
-            when = min(when, max(self._earliest, now + _MIN_RETRY_GAP))
+        if self._beat_at is None:
+            self._beat_at = now + self._recheck
+        when = self._beat_at
+        if self._expiry_at is not None:
+            when = min(when, self._expiry_at)
+        when = max(when, now + _MIN_RETRY_GAP)
+        if self._timer is not None and self._timer_at == when:
+            return
+        self._cancel_timer()
+        self._timer_at = when
         self._timer = self._clock.call_at(when, self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = None
-        self._earliest = None
-        self._counters["rechecks"] += 1
-        self._kick(math.inf)
+        self._timer_at = None
+        if not self._waiting:
+            self._beat_at = self._expiry_at = None
+            return  # nobody waits any more (grants to us have timers of their own)
+        now = self._clock.monotonic()
+        if self._expiry_at is not None and self._expiry_at <= now:
+            self._request_sync(full=True)  # a lease expired: reclaim it, hand it off
+        else:
+            self._request_sync(beat=True)
+
+    # -- events --------------------------------------------------------------------
 
     def _on_event(self, message: str | None) -> None:
-        self._event_seq += 1
-        if message is None:  # (re)subscribed: events may have been missed
-            self._kick(math.inf)
+        if message is None:  # (re)subscribed: messages may have been missed
+            if self._waiting or self._unclaimed:
+                self._request_sync(full=True)
             return
-        self._counters["events"] += 1
-        kind, _, arg = message.partition(" ")
-        if kind == "free":
-            count, _, origin = arg.partition(" ")
-            if origin == self._origin:
-                return  # our own release: it already woke our waiters
-            with contextlib.suppress(ValueError):
-                self._kick(max(1, int(count)))
+        kind, _, rest = message.partition(" ")
+        if kind == "grant":
+            if self._origin in rest:
+                self._counters["events"] += 1
+                self._on_grant_event(rest.split(" "))
         elif kind == "revoke":
-            self._lost(arg)
-            self._kick(1)
+            self._counters["events"] += 1
+            self._lost(rest)
+        elif kind == "free" and self._waiting:
+            self._counters["events"] += 1
+            self._request_sync(full=True)
 
     def _lost(self, lease_id: str) -> None:
+        self._forget_claim(lease_id)
         if self._held.pop(lease_id, None) is None:
             return
         self._counters["lost"] += 1
@@ -627,57 +1107,98 @@ class RedisCoordinator(Coordinator):
 
     # -- holding -------------------------------------------------------------------
 
-    async def _release_script(self, lease_id: str, *, cancelled: bool = False) -> ReleaseOutcome:
-        keys = [
-            self._keys.leases,
-            self._keys.lease(lease_id),
-            self._keys.meta,
-            self._keys.events,
-            self._keys.waiting,
-        ]
-        code = await self._call(
-            f"release lease {lease_id!r} in pool {self.pool!r}",
-            self._scripts.release,
-            keys,
-            [lease_id, self._origin, max(self._margin_ms, 60_000) if cancelled else 0],
-        )
-        return _OUTCOMES.get(int(code), ReleaseOutcome.UNKNOWN)
+    def _mine(self, count: int) -> list[str]:
+        """Up to ``count`` of our oldest queued tickets (a release may claim them at once)."""
+        found: list[str] = []
+        if count:
+            for lease_id, item in self._waiting.items():
+                if item.state is State.QUEUED:
+                    found.append(lease_id)
+                    if len(found) == count:
+                        break
+        return found
 
-    async def _quiet_release(
-        self, lease_id: str, *, cancelled: bool = False, kick: bool = False
-    ) -> None:
-        """Release in the background; with ``kick``, a freed slot goes to our next waiter.
-
-        (Our own "free" events are ignored, so whoever frees a slot here wakes
-        this process's waiters itself.)
-        """
+    async def _send_releases(self, items: list[ReleaseItem]) -> None:
+        keys = self._fixed.copy()
+        if len(items) == 1:
+            item = items[0]
+            keys.append(item.key)
+            what = f"{item.lease_id} {item.tomb}"
+        else:
+            keys += [item.key for item in items]
+            what = " ".join(f"{item.lease_id} {item.tomb}" for item in items)
+        args = [what, self._cfg()]
+        if self._waiting:
+            mine = self._mine(len(items))
+            if mine:
+                keys += [self._lease_prefix + lease_id for lease_id in mine]
+                args.append(" ".join(mine))
+        t_sent = self._clock.monotonic()
         try:
-            outcome = await self._release_script(lease_id, cancelled=cancelled)
+            reply = await self._call(
+                lambda: (
+                    f"release {items[0].lease_id!r} in pool {self.pool!r}"
+                    if len(items) == 1
+                    else f"release {len(items)} leases in pool {self.pool!r}"
+                ),
+                self._scripts.release,
+                keys,
+                args,
+                self._lanes[1] if self._lanes else None,
+            )
+        except LeasePoolError as exc:
+            for item in items:
+                if not item.future.done():
+                    item.future.set_exception(exc)
+            return
+        fields = reply.split()
+        now_ms = int(fields[0])
+        self._note(t_sent, now_ms)
+        for i, item in enumerate(items):
+            if not item.future.done():
+                item.future.set_result(_OUTCOMES.get(int(fields[1 + i]), ReleaseOutcome.UNKNOWN))
+        self._take_own(fields, 1 + len(items), t_sent, now_ms)
+
+    async def _release_quietly(self, lease_id: str, *, tomb: bool = False) -> None:
+        """Release in the background (errors are logged: the slot then expires by itself)."""
+        future: asyncio.Future[ReleaseOutcome] = asyncio.get_running_loop().create_future()
+        item = ReleaseItem(
+            lease_id, self._lease_prefix + lease_id, _TOMBSTONE_MS if tomb else 0, future
+        )
+        try:
+            await self._releases.submit(item)
+            await future
         except LeasePoolError as exc:
             log.debug("background release of %s failed (it will expire): %s", lease_id, exc)
-            return
-        if kick and outcome is ReleaseOutcome.RELEASED and self._waiters:
-            self._kick(1)
 
     async def release(self, lease_id: str) -> ReleaseOutcome:
-        lease_id = check_lease_id(lease_id)
+        if type(lease_id) is not str or not _LEASE_ID.fullmatch(lease_id):
+            lease_id = check_lease_id(lease_id)
         self._held.pop(lease_id, None)
+        if self._unclaimed:
+            self._forget_claim(lease_id)
+        future: asyncio.Future[ReleaseOutcome] = asyncio.get_running_loop().create_future()
+        item = ReleaseItem(lease_id, self._lease_prefix + lease_id, 0, future)
         try:
-            outcome = await self._release_script(lease_id)
+            await self._releases.submit(item)
         except asyncio.CancelledError:
-            # Finish in the background: a repeated release is harmless.
-            self._spawn(self._quiet_release(lease_id, kick=True))
+            # Our call was cut off, its outcome unknown: repeat it in the background (a
+            # repeated release is harmless), then look for grants its reply carried.
+            self._spawn(self._release_again(lease_id))
             raise
-        if outcome is ReleaseOutcome.RELEASED and self._waiters:
-            self._kick(1)
-        return outcome
+        return await future
+
+    async def _release_again(self, lease_id: str) -> None:
+        await self._release_quietly(lease_id)
+        if self._waiting:
+            self._request_sync(full=True)
 
     async def renew(self, renewals: Mapping[str, float]) -> dict[str, Grant | None]:
         if not renewals:
             return {}
         ids = [check_lease_id(lease_id) for lease_id in renewals]
-        keys = [self._keys.leases, *(self._keys.lease(lease_id) for lease_id in ids)]
-        args: list[Any] = [self._margin_ms]
+        keys = self._fixed + [self._lease_prefix + lease_id for lease_id in ids]
+        args: list[Any] = [self._cfg()]
         for lease_id in ids:
             seconds = positive_duration("lease_seconds", renewals[lease_id])
             lease_ms = max(1, round(seconds * 1000))
@@ -689,51 +1210,57 @@ class RedisCoordinator(Coordinator):
             f"renew {len(ids)} lease(s) in pool {self.pool!r}", self._scripts.renew, keys, args
         )
         now_ms = int(reply[0])
+        self._note(t_sent, now_ms)
         result: dict[str, Grant | None] = {}
         for i, lease_id in enumerate(ids):
             token, soft_ms, hard_ms = (int(x) for x in reply[1 + 3 * i : 4 + 3 * i])
             if token == 0:
                 self._held.pop(lease_id, None)
+                self._forget_claim(lease_id)
                 result[lease_id] = None
             else:
                 self._counters["renewals"] += 1
+                if lease_id in self._unclaimed:  # the renewal claimed it
+                    self._forget_claim(lease_id)
+                    self._counters["claims"] += 1
                 result[lease_id] = self._to_grant(lease_id, t_sent, token, now_ms, soft_ms, hard_ms)
         return result
 
     async def revoke(self, lease_id: str) -> bool:
         lease_id = check_lease_id(lease_id)
-        keys = [self._keys.leases, self._keys.lease(lease_id), self._keys.events]
-        live = await self._call(
+        t_sent = self._clock.monotonic()
+        reply = await self._call(
             f"revoke lease {lease_id!r} in pool {self.pool!r}",
             self._scripts.revoke,
-            keys,
-            [lease_id],
+            [*self._fixed, self._lease_prefix + lease_id],
+            [self._cfg(), lease_id],
         )
+        fields = reply.split()
+        now_ms = int(fields[1])
+        self._note(t_sent, now_ms)
         self._lost(lease_id)
-        return bool(int(live))
+        self._take_own(fields, 2, t_sent, now_ms)
+        return bool(int(fields[0]))
 
     async def set_capacity(self, capacity: int) -> None:
         capacity = positive_int("capacity", capacity)
-        keys = [self._keys.meta, self._keys.leases, self._keys.events]
-        _, live = await self._call(
+        t_sent = self._clock.monotonic()
+        reply = await self._call(
             f"set capacity of pool {self.pool!r}",
             self._scripts.set_capacity,
-            keys,
-            [capacity, self._origin],
+            self._fixed,
+            [self._cfg(), capacity],
         )
+        fields = reply.split()
+        now_ms = int(fields[2])
+        self._note(t_sent, now_ms)
         self._stored_capacity = capacity
-        if self._waiters and capacity > int(live):
-            # Our own event is skipped: try for exactly as many waiters as there is room.
-            self._kick(capacity - int(live))
+        self._take_own(fields, 3, t_sent, now_ms)
 
     async def status(self) -> PoolStatus:
         try:
             return await read_status(
-                self._client,
-                self._scripts,
-                self._keys,
-                waiting=len(self._waiters or ()),
-                reclaim_batch=self._reclaim_batch,
+                self._client, self._scripts, self._keys, reclaim_batch=self._reclaim_batch
             )
         except REDIS_ERRORS as exc:
             raise translate(
@@ -749,10 +1276,14 @@ class RedisCoordinator(Coordinator):
             "pool": self.pool,
             "target": self._target,
             "capacity": self.capacity,
+            "fair": self._fair,
             "held": len(self._held),
-            "waiting": len(self._waiters or ()),
+            "waiting": len(self._waiting),
+            "process": f"{self._host}:{os.getpid()}",
+            "pool_waiting": self._pool_queued,
+            "unclaimed": len(self._unclaimed),
             **self._counters,
         }
 
 
-__all__ = ["RedisCoordinator"]
+__all__ = ["RedisCoordinator", "local_deadline"]

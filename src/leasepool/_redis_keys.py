@@ -3,14 +3,23 @@
 Every key (and the events channel) of pool ``P`` carries the hash tag ``{P}``,
 so a pool's keys sit in one Cluster slot and different pools spread over slots::
 
-    <prefix>:{P}:meta          HASH   capacity, fence (last fencing token)
-    <prefix>:{P}:leases        ZSET   lease id -> hard expiry (ms, server time)
+    <prefix>:{P}:meta          HASH   capacity, fence (last fencing token),
+                                      qseq (last enqueue sequence)
+    <prefix>:{P}:leases        ZSET   lease id -> hard expiry (ms, server time); a grant
+                                      handed to a waiter scores its claim deadline
+                                      until the waiter claims it
     <prefix>:{P}:lease:<id>    HASH   owner, host, pid, token, acquired_ms, soft_ms,
-                                      hard_ms, grace_ms [, renewed_ms]; has a TTL
-    <prefix>:{P}:waiting       ZSET   process (coordinator) id -> ms until which it
-                                      waits; has a TTL; releases publish only while
-                                      someone waits
-    <prefix>:{P}:events        pub/sub channel: "free <n> <origin>", "revoke <id>"
+                                      hard_ms [, renewed_ms]; has a TTL
+    <prefix>:{P}:queue         ZSET   waiting lease id -> enqueue sequence (FIFO)
+    <prefix>:{P}:tickets       HASH   lease id -> ticket: who waits (process, host,
+                                      pid, owner) for how long a lease; or the grant
+                                      handed to it, until claimed (see lua/_shared.lua)
+    <prefix>:{P}:waiters       ZSET   waiting process (coordinator id) -> ms until which
+                                      it counts as alive: its heartbeat; the tickets of
+                                      a dead process are dropped
+    <prefix>:{P}:events        pub/sub channel: "grant <origin> <id> <token>
+                                      <soft_ms> <hard_ms> <claim_ms> ...",
+                                      "revoke <id>", "free <n>"
 """
 
 from __future__ import annotations
@@ -75,8 +84,21 @@ class PoolKeys:
         return f"{self.base}:leases"
 
     @property
-    def waiting(self) -> str:
-        return f"{self.base}:waiting"
+    def queue(self) -> str:
+        return f"{self.base}:queue"
+
+    @property
+    def tickets(self) -> str:
+        return f"{self.base}:tickets"
+
+    @property
+    def waiters(self) -> str:
+        return f"{self.base}:waiters"
+
+    @property
+    def fixed(self) -> tuple[str, str, str, str, str]:
+        """The five keys every script but ``init.lua`` takes first, in order."""
+        return (self.meta, self.leases, self.queue, self.tickets, self.waiters)
 
     @property
     def events(self) -> str:

@@ -24,8 +24,6 @@ log = logging.getLogger("leasepool.redis")
 
 Handler = Callable[[str | None], None]
 
-_READ_TIMEOUT = 30.0
-"""Seconds a read blocks before looping (a local wait: no command is sent)."""
 _RETRY_FIRST, _RETRY_MAX = 0.05, 2.0
 
 _REGISTRY: dict[tuple[int, int], _Subscriber] = {}
@@ -96,10 +94,14 @@ class _Subscriber:
             try:
                 await pubsub.subscribe(*channels)
                 while True:
-                    message = await pubsub.get_message(timeout=_READ_TIMEOUT)
-                    if message is not None:
+                    # Blocks until a message comes (no timer per read; no command is sent).
+                    # The raw reply, [kind, channel, data]: cheaper than get_message's dict.
+                    response = await pubsub.parse_response(block=True)
+                    if response:
                         delay = _RETRY_FIRST
-                        self._dispatch(message)
+                        self._dispatch(response)
+                        # Let the waiters just woken run before redis-py's next read.
+                        await asyncio.sleep(0)
             except REDIS_ERRORS as exc:
                 log.debug("leasepool subscriber lost its connection: %s", type(exc).__name__)
             finally:
@@ -108,19 +110,22 @@ class _Subscriber:
             await asyncio.sleep(delay)
             delay = min(delay * 2, _RETRY_MAX)
 
-    def _dispatch(self, message: dict[str, Any]) -> None:
-        kind = _text(message.get("type"))
-        channel = _text(message.get("channel"))
-        if kind == "subscribe":
+    def _dispatch(self, response: Any) -> None:
+        if not isinstance(response, (list, tuple)) or len(response) < 3:
+            return
+        kind = _text(response[0])
+        channel = _text(response[1])
+        if kind == "message":
+            payload: str | None = _text(response[2])
+        elif kind == "subscribe":
             event = self._ready.get(channel)
             if event is not None:
                 event.set()
-            payload: str | None = None
-        elif kind == "message":
-            payload = _text(message.get("data"))
+            payload = None
         else:
             return
-        for handler in list(self._handlers.get(channel, ())):
+        handlers = self._handlers.get(channel, ())
+        for handler in handlers if len(handlers) == 1 else list(handlers):
             try:
                 handler(payload)
             except Exception:

@@ -1,104 +1,156 @@
-"""This process's waiters for one Redis pool: first in, first out, served in parallel.
+"""Requests of one Redis coordinator: acquire items (waiters), and calls batched in order.
 
-Like :class:`leasepool._waiting.HandoffQueue`, but each waiter is asked for by
-its own request (its own lease id), so several of the oldest waiters can be
-tried at once, one script call each, and each grant goes to the waiter it was
-made for. That is what lets many freed slots be refilled in parallel instead
-of one round trip after another.
+An :class:`AcquireItem` is one ``acquire`` call. With ``wait=True`` it is a waiter:
+it lives in the coordinator's waiting map (insertion order = arrival order) until
+it is granted, refused, fails, times out or is cancelled. Its ``state`` says where
+its request stands:
 
-A waiter is *claimed* while a try for it is in flight; :meth:`claim_next`
-returns the oldest unclaimed live waiter. A waiter cancelled or timed out after
-its grant was set hands the grant to ``on_orphan`` so it is never lost.
+* ``PENDING``: in a :class:`CallQueue`, not sent yet (leaving costs nothing);
+* ``SENT``: in a script call whose reply has not come back;
+* ``QUEUED``: its ticket waits in Redis (leaving sends one release call);
+* ``DONE``: settled, nothing of it is left to clean up here.
+
+A :class:`CallQueue` keeps at most one script call of a kind in flight. The
+first request goes out at once from the caller's own task (no task is created
+on that path); requests that arrive while a call is in flight go together in
+the next call, from a background task, in arrival order. So one process's
+enqueues reach Redis in the order its callers made them, and under load many
+requests share one round trip.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import deque
-from collections.abc import Callable
+import enum
+from collections.abc import Awaitable, Callable
+from typing import Any, Generic, TypeVar
 
-from leasepool._clock import Clock
-from leasepool._coordinator import Grant, GrantRequest
+from leasepool._clock import TimerHandle
+from leasepool._coordinator import Grant, GrantRequest, ReleaseOutcome
+
+T = TypeVar("T")
 
 
-class Waiter:
-    __slots__ = ("claimed", "future", "request")
+class State(enum.Enum):
+    PENDING = "pending"
+    SENT = "sent"
+    QUEUED = "queued"
+    DONE = "done"
 
-    def __init__(self, future: asyncio.Future[Grant], request: GrantRequest) -> None:
-        self.future = future
+
+class AcquireItem:
+    """One acquire request; with ``wait`` a waiter (see the module docstring)."""
+
+    __slots__ = (
+        "arg",
+        "deadline",
+        "future",
+        "key",
+        "lease_id",
+        "request",
+        "state",
+        "timer",
+        "wait",
+    )
+
+    def __init__(
+        self,
+        request: GrantRequest,
+        key: str,
+        arg: str,
+        wait: bool,
+        deadline: float | None,
+        future: asyncio.Future[Grant],
+    ) -> None:
         self.request = request
-        self.claimed = False
+        self.lease_id = request.lease_id
+        self.key = key
+        self.arg = arg
+        """``"<mode> <lease ms> <grace ms> <lease id> <owner>"`` for ``acquire.lua``."""
+        self.wait = wait
+        self.deadline = deadline
+        self.future = future
+        self.state = State.PENDING
+        self.timer: TimerHandle | None = None
+
+    def live(self) -> bool:
+        """Someone still awaits this item's grant."""
+        return not self.future.done()
+
+    def stop_timer(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
 
 
-class WaiterQueue:
-    """Waiters in arrival order."""
+class ReleaseItem:
+    """One release request; ``tomb`` > 0 leaves a tombstone (a cancelled acquire)."""
 
-    __slots__ = ("_clock", "_entries", "_on_orphan")
+    __slots__ = ("future", "key", "lease_id", "tomb")
 
-    def __init__(self, clock: Clock, on_orphan: Callable[[Grant], None]) -> None:
-        self._clock = clock
-        self._on_orphan = on_orphan
-        self._entries: deque[Waiter] = deque()
+    def __init__(
+        self, lease_id: str, key: str, tomb: int, future: asyncio.Future[ReleaseOutcome]
+    ) -> None:
+        self.lease_id = lease_id
+        self.key = key
+        self.tomb = tomb
+        self.future = future
 
-    def __len__(self) -> int:
-        return sum(1 for w in self._entries if not w.future.done())
 
-    def __bool__(self) -> bool:
-        return any(not w.future.done() for w in self._entries)
+class CallQueue(Generic[T]):
+    """At most one call in flight; what arrives meanwhile goes in the next call, in order.
 
-    def has_unclaimed(self) -> bool:
-        return any(not w.claimed and not w.future.done() for w in self._entries)
+    ``send`` performs one call for a batch and settles every item of it; it
+    must not raise except ``CancelledError`` (when its caller is cancelled it
+    is the caller's job to deal with the unknown outcome).
+    """
 
-    def claim_next(self) -> Waiter | None:
-        """The oldest live waiter nobody is trying for yet, now claimed; or None."""
-        for waiter in self._entries:
-            if not waiter.claimed and not waiter.future.done():
-                waiter.claimed = True
-                return waiter
-        return None
+    __slots__ = ("_busy", "_limit", "_send", "_spawn", "pending")
 
-    @staticmethod
-    def unclaim(waiter: Waiter) -> None:
-        waiter.claimed = False
+    def __init__(
+        self,
+        send: Callable[[list[T]], Awaitable[None]],
+        spawn: Callable[[Awaitable[Any]], object],
+        limit: int,
+    ) -> None:
+        self._send = send
+        self._spawn = spawn
+        self._limit = limit
+        self._busy = False
+        self.pending: list[T] = []
 
-    @staticmethod
-    def resolve(waiter: Waiter, grant: Grant) -> bool:
-        """Give ``grant`` to the waiter it was made for. False if that waiter left."""
-        waiter.claimed = False
-        if waiter.future.done():
+    @property
+    def busy(self) -> bool:
+        return self._busy
+
+    async def submit(self, item: T) -> bool:
+        """Send ``item`` now from this task (True), or queue it for the next call (False)."""
+        if self._busy:
+            self.pending.append(item)
             return False
-        waiter.future.set_result(grant)
+        self._busy = True
+        try:
+            await self._send([item])
+        finally:
+            self._busy = False
+            if self.pending:
+                self._busy = True
+                self._spawn(self._drain())
         return True
 
-    def fail_all(self, exc_factory: Callable[[], BaseException]) -> None:
-        for waiter in self._entries:
-            if not waiter.future.done():
-                waiter.future.set_exception(exc_factory())
-
-    async def wait(
-        self, request: GrantRequest, deadline: float | None, timeout_message: str
-    ) -> Grant:
-        """Queue ``request`` and wait for its grant until ``deadline`` (``TimeoutError`` after)."""
-        future: asyncio.Future[Grant] = asyncio.get_running_loop().create_future()
-        waiter = Waiter(future, request)
-        self._entries.append(waiter)
-        timer = None
-        if deadline is not None:
-
-            def on_deadline() -> None:
-                if not future.done():
-                    future.set_exception(TimeoutError(timeout_message))
-
-            timer = self._clock.call_at(deadline, on_deadline)
+    def discard(self, item: T) -> bool:
+        """Take a not yet sent item out of the queue. False if it is not queued."""
         try:
-            return await future
-        except BaseException:
-            if future.done() and not future.cancelled() and future.exception() is None:
-                self._on_orphan(future.result())  # granted, then cancelled before use
-            elif not future.done():
-                future.cancel()
-            raise
+            self.pending.remove(item)
+        except ValueError:
+            return False
+        return True
+
+    async def _drain(self) -> None:
+        try:
+            while self.pending:
+                batch = self.pending[: self._limit]
+                del self.pending[: self._limit]
+                await self._send(batch)
         finally:
-            if timer is not None:
-                timer.cancel()
-            self._entries.remove(waiter)
+            self._busy = False

@@ -20,8 +20,8 @@ pytestmark = pytest.mark.redis
 MINIMAL_ACL = (
     "~leasepool:* &leasepool:* -@all "
     "+evalsha +script|load +subscribe +ping +time +type "
-    "+zrangebyscore +zrange +zscore +zcount +zadd +zrem +zremrangebyscore "
-    "+hget +hmget +hset +hsetnx +hexists +hgetall +del +pexpire +pexpireat +publish "
+    "+zrangebyscore +zrange +zscore +zcount +zcard +zadd +zrem +zremrangebyscore "
+    "+hget +hmget +hset +hsetnx +hdel +hincrby +hgetall +del +pexpire +pexpireat +publish "
     "+scan"
 )
 

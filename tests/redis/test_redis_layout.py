@@ -21,7 +21,7 @@ from leasepool._clock import MONOTONIC_CLOCK
 from leasepool._coordinator import GrantRequest
 from leasepool._redis_admin import RedisAdmin
 from leasepool._redis_coordinator import RedisCoordinator
-from leasepool._redis_scripts import SCRIPT_NAMES, script_source
+from leasepool._redis_scripts import SCRIPT_NAMES, loaded_source, script_source
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -145,18 +145,42 @@ async def test_admin_lists_pools_reports_revokes_and_resizes(
 
 
 def test_every_script_opens_with_a_header_and_uses_server_time() -> None:
+    shared = (ROOT / "lua" / "_shared.lua").read_text()
+    assert shared.startswith("-- _shared.lua:")
+    assert "redis.call('TIME')" in shared
     for name in SCRIPT_NAMES:
         text = (ROOT / "lua" / f"{name}.lua").read_text()
         assert script_source(name) == text
         header = text.split("\n\n", 1)[0]
         assert header.startswith(f"-- {name}.lua:"), name
-        assert "KEYS[1]" in header and "ARGV[1]" in header and "Returns" in header, name
-        assert "redis.call('TIME')" in text or name == "init", name
-        # Keys come only from KEYS[]: no key names are built inside a script.
-        for call in re.findall(r"redis\.call\('(\w+)',\s*([^,)]+)", text):
-            command, first = call
-            if command not in ("TIME", "PUBLISH") and (command, first) != ("TYPE", "key"):
-                assert first.startswith("KEYS["), (name, call)
+        assert "KEYS[1" in header and "ARGV[1]" in header and "Returns" in header, name
+        assert "Cost:" in header, name
+        # Server time only: TIME directly, or through _shared.lua's clock().
+        assert "redis.call('TIME')" in text or "= clock()" in text, name
+        if name != "init":
+            assert loaded_source(name).startswith(shared), name
+
+
+def test_scripts_touch_only_the_keys_they_are_given() -> None:
+    """No key name is built inside a script: every key comes from KEYS[]."""
+    sources = {name: (ROOT / "lua" / f"{name}.lua").read_text() for name in SCRIPT_NAMES}
+    sources["_shared"] = (ROOT / "lua" / "_shared.lua").read_text()
+    for name, text in sources.items():
+        for command, first in re.findall(r"redis\.call\('(\w+)',\s*([^,)]+)", text):
+            if command == "TIME":
+                continue
+            if command == "PUBLISH":  # a channel, not a key; its name derives from KEYS[1]
+                assert first == "EVENTS", (name, command, first)
+                continue
+            # Either KEYS[...] itself, or a variable that only ever holds a KEYS[...] value.
+            assert first.startswith("KEYS[") or first == "key", (name, command, first)
+        for assigned in re.findall(r"\blocal key = ([^\n]+)", text):
+            assert assigned.startswith("KEYS["), (name, assigned)
+        for passed in re.findall(r"\bwrite_lease\(([^,]+),", text):
+            assert passed.startswith("KEYS[") or passed in ("key", "key, owner"), (name, passed)
+        for passed in re.findall(r"\bredis\.call\('TYPE', ([^)]+)\)", text):
+            assert passed.startswith("KEYS["), (name, passed)
+    assert "local EVENTS = string.sub(KEYS[1], 1, -5) .. 'events'" in sources["_shared"]
 
 
 def test_the_wheel_ships_the_lua_scripts(tmp_path: Path) -> None:
