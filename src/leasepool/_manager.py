@@ -563,25 +563,6 @@ class LeasedExecutorManager:
 
     # -- work --------------------------------------------------------------------
 
-    def _submit_untracked(
-        self,
-        lease: ExecutorLease,
-        member: PoolMember,
-        fn: Callable[..., R],
-        args: tuple[Any, ...],
-    ) -> Future[R]:
-        """Submit for ``lease.run``, which settles the future's bookkeeping itself."""
-        if self._clock.monotonic() >= lease._hard_deadline:
-            self._expire_from_any_thread(lease)
-            raise lease._closed_error()
-        try:
-            future = member.executor.submit(fn, *args)
-        except BrokenExecutor as exc:
-            member.broken = exc
-            raise
-        member.pending.add(future)
-        return future
-
     def _submit(
         self,
         lease: ExecutorLease,
