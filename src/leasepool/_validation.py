@@ -73,3 +73,21 @@ def optional_str(name: str, value: object) -> str | None:
 def optional_timeout(name: str, value: object) -> float | None:
     """None (wait forever) or a finite number of seconds >= 0; 0 means one try only."""
     return None if value is None else non_negative_duration(name, value)
+
+
+MAX_CAPACITY = 1_000_000
+"""The largest global capacity a pool may have. With 0 (a paused pool) it bounds the one
+range of capacities that the constructor, the CLI and the Lua scripts all accept: every
+value in it is exact in a Lua double and prints without an exponent."""
+
+
+def capacity_value(name: str, value: object) -> int:
+    """A pool capacity: an integer from 0 (paused: nothing is granted) to MAX_CAPACITY."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ArgumentTypeError(
+            f"{name} must be an integer from 0 to {MAX_CAPACITY}, got {value!r}"
+        )
+    result = operator.index(value)
+    if not 0 <= result <= MAX_CAPACITY:
+        raise ValueError(f"{name} must be an integer from 0 to {MAX_CAPACITY}, got {value!r}")
+    return result
