@@ -31,7 +31,14 @@
 --   granted "g|<token>|<acquired_ms>|<soft_ms>|<hard_ms>|<pid>|<host>|<owner>"
 --           (handed off, not yet claimed: the lease hash is written by the claim)
 --
--- A grant handed to a ticket of another process is published on the events channel as
+-- Origins: a coordinator's id. One that ends in '+' listens on a channel of its own,
+-- <prefix>:{P}:o:<origin>; a grant handed to one of its tickets is published there, and
+-- when nobody receives it (PUBLISH returns 0: the process is dead, or its subscriber is
+-- reconnecting) the grant is not made: the ticket is dropped, the origin marked dead (its
+-- next heartbeat sees that and queues again what it still waits for), and the slot goes
+-- on down the queue. So a killed waiter costs the pool nothing once its connection is
+-- gone. Other origins (clients without per-origin pub/sub) get their grants published on
+-- the events channel as
 -- "grant <origin> <id> <token> <soft_ms> <hard_ms> <claim_ms> ..." (six fields a grant);
 -- grants to the caller's own tickets come back in the reply instead, as "own grants":
 -- their count, then "<id> <token> <soft_ms> <hard_ms> <claim_ms>" each. Replies are one
@@ -40,12 +47,26 @@
 -- server microseconds), and only strings are stored. Numbers go to redis.call as
 -- numbers (Redis writes them in full); in strings, ms times are joined as they are
 -- (13 digits, exact under Lua's "%.14g") and tokens go through s().
+--
+-- Stored numbers are checked before any write: capacity must be an integer from 0
+-- (paused: nothing is granted, waiters wait) to 1000000; fence and qseq integers below
+-- 2^53; a lease hash's times integers. Anything else fails the whole call with
+-- "LEASEPOOL_STATE <key> field <field> ..." (the client raises CoordinatorStateError).
+--
+-- Key lifetimes: nothing a process leaves outlives it for long, even when nobody uses
+-- the pool again. The leases zset lives at least SLACK ms past its latest score; queue,
+-- tickets and waiters at least SLACK ms past the last heartbeat's liveness window or
+-- claim deadline; each TTL is extended (by SLACK at a time, never shortened) whenever a
+-- script adds something that needs it (queue, tickets and waiters: by every enqueue
+-- and every 30 s by each waiting process, see beat()). meta has no TTL (its capacity
+-- and fence must persist).
 
 if redis.replicate_commands then pcall(redis.replicate_commands) end
 
 local function s(n) return string.format('%.0f', n) end
 
 local EVENTS = string.sub(KEYS[1], 1, -5) .. 'events'
+local CHANNEL = string.sub(KEYS[1], 1, -5) .. 'o:' -- .. origin: a process's own channel
 
 local function clock()
   local t = redis.call('TIME')
@@ -62,21 +83,68 @@ local function config(text)
     origin = origin, pid = pid, host = host}
 end
 
+local MAX_CAPACITY = 1000000
+local MAX_INT = 9007199254740990 -- below 2^53: +1 stays exact in a double
+local SLACK = 60000
+
+-- A stored integer field of `key`: digits only (no sign, point or exponent), <= `max`.
+local function stored_int(key, field, raw, max)
+  local n = type(raw) == 'string' and string.match(raw, '^%d+$') and tonumber(raw)
+  if not n or n > max then
+    local shown = type(raw) == 'string' and string.sub(raw, 1, 40) or type(raw)
+    error({err = 'LEASEPOOL_STATE ' .. key .. ' field ' .. field .. ' is ' .. shown
+      .. ', expected an integer from 0 to ' .. s(max)})
+  end
+  return n
+end
+
 -- The stored capacity (`raw`, as read from meta); a pool without one gets cfg.cap0.
 local function capacity_of(raw, cfg)
   if not raw then
     redis.call('HSET', KEYS[1], 'capacity', cfg.cap0)
     return tonumber(cfg.cap0)
   end
-  local cap = tonumber(raw)
-  if not cap then
-    error({err = 'LEASEPOOL_STATE ' .. KEYS[1] .. ' field capacity is not a number'})
-  end
-  return cap
+  return stored_int(KEYS[1], 'capacity', raw, MAX_CAPACITY)
+end
+
+-- The stored fence (0 when there is none yet).
+local function fence_of(raw)
+  if not raw then return 0 end
+  return stored_int(KEYS[1], 'fence', raw, MAX_INT)
 end
 
 local function capacity(cfg)
   return capacity_of(redis.call('HGET', KEYS[1], 'capacity'), cfg)
+end
+
+-- A lease hash's time field (`raw` from HMGET of KEYS[k]), checked.
+local function hash_ms(k, field, raw)
+  return stored_int(KEYS[k], field, raw, MAX_INT)
+end
+
+-- Let `key` (which exists) live at least `ms` more: extend its TTL by SLACK beyond that
+-- when it is shorter, never shorten it. `floor` (optional) is a further lower bound for
+-- a key that had no TTL yet.
+local function keep(key, ms, floor)
+  local ttl = redis.call('PTTL', key)
+  if ttl == -1 and floor then ms = math.max(ms, floor) end
+  if ttl == -1 or (ttl >= 0 and ttl < ms) then redis.call('PEXPIRE', key, ms + SLACK) end
+end
+
+-- Set lease `id`'s expiry in the leases zset to `until_ms` (`xx`: only if present), and
+-- keep the zset alive past it.
+local function set_expiry(id, until_ms, now, xx)
+  if xx then
+    redis.call('ZADD', KEYS[2], 'XX', until_ms, id)
+  else
+    redis.call('ZADD', KEYS[2], until_ms, id)
+  end
+  local floor
+  if redis.call('PTTL', KEYS[2]) == -1 then -- (no TTL yet: cover every score in it)
+    local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
+    floor = tonumber(last[2]) - now
+  end
+  keep(KEYS[2], until_ms - now, floor)
 end
 
 local function live_count(now)
@@ -106,8 +174,16 @@ end
 -- Mark the caller's process alive (it has tickets) until now + cfg.ticket. Returns true
 -- when it was not counted alive before (its entry was gone: hand_off removes the entry of
 -- a process it finds dead, and drops its tickets), so the caller can check its tickets.
-local function beat(now, cfg)
-  return redis.call('ZADD', KEYS[5], now + cfg.ticket, cfg.origin) == 1
+-- `renew_ttl`: also let queue, tickets and waiters live max(ticket, claim) + SLACK ms
+-- more (an enqueue does; a waiting process's heartbeat does every 30 s, which SLACK
+-- covers, so that a plain heartbeat stays three commands).
+local function beat(now, cfg, renew_ttl)
+  local new = redis.call('ZADD', KEYS[5], now + cfg.ticket, cfg.origin) == 1
+  if renew_ttl then
+    local ms = math.max(cfg.ticket, cfg.claim) + SLACK
+    for k = 3, 5 do redis.call('PEXPIRE', KEYS[k], ms) end
+  end
+  return new
 end
 
 local function parse_waiting(ticket)
@@ -136,7 +212,7 @@ local function claim(id, k, ticket, now, margin)
   redis.call('HDEL', KEYS[4], id)
   if not score or tonumber(score) <= now then return nil end
   write_lease(KEYS[k], owner, host, pid, token, acquired, soft, hard, margin)
-  redis.call('ZADD', KEYS[2], hard, id)
+  set_expiry(id, hard, now)
   return token, soft, hard
 end
 
@@ -145,8 +221,8 @@ end
 -- is returned). `mine` maps a lease id to the KEYS index of its hash when the caller
 -- passed it: such a grant is claimed at once. Grants to tickets of cfg.origin are
 -- appended to `own` as {id, token, soft, hard, claim_ms} (claim_ms == hard when already
--- claimed); the others are published. Tickets of dead processes met on the way are
--- dropped. `heads`, if given, are the queue's first ids, already read.
+-- claimed); the others are published (see "Origins" above: a grant nobody receives is
+-- not made). Tickets of dead processes met on the way are dropped. `heads`, if given, are the queue's first ids, already read.
 -- Returns the number of grants, whether free slots remain with tickets still queued
 -- (the batch bound stopped it), and the new fence.
 local function hand_off(now, now_us, free, fence, cfg, mine, own, heads)
@@ -173,27 +249,37 @@ local function hand_off(now, now_us, free, fence, cfg, mine, own, heads)
           redis.call('ZREM', KEYS[5], origin) -- its next heartbeat sees it was dropped
         end
       end
+      local token, soft, hard, until_ms
       if lease_ms and alive[origin] then
-        fence = next_token(fence, now_us)
-        local soft = now + lease_ms
-        local hard = soft + grace_ms
+        token = next_token(fence, now_us)
+        soft = now + lease_ms
+        hard = soft + grace_ms
+        until_ms = hard
+        if not mine[id] then until_ms = math.min(hard, now + cfg.claim) end
+        local text = origin .. ' ' .. id .. ' ' .. s(token) .. ' ' .. soft .. ' ' .. hard
+          .. ' ' .. until_ms
+        if origin ~= '' and origin == cfg.origin then
+          own[#own + 1] = {id, token, soft, hard, until_ms}
+        elseif string.sub(origin, -1) ~= '+' then
+          published[#published + 1] = text
+        elseif redis.call('PUBLISH', CHANNEL .. origin, 'grant ' .. text) == 0 then
+          alive[origin] = false -- nobody listens for it: dead (or reconnecting)
+          redis.call('ZREM', KEYS[5], origin)
+          token = nil
+        end
+      end
+      if token then
+        fence = token
         local k = mine[id]
-        local until_ms = hard
         if k then
           write_lease(KEYS[k], owner, host, pid, fence, now, soft, hard, cfg.margin)
           redis.call('HDEL', KEYS[4], id)
         else
-          until_ms = math.min(hard, now + cfg.claim)
           redis.call('HSET', KEYS[4], id, 'g|' .. s(fence) .. '|' .. now .. '|' .. soft
             .. '|' .. hard .. '|' .. pid .. '|' .. host .. '|' .. owner)
+          keep(KEYS[4], cfg.claim)
         end
-        redis.call('ZADD', KEYS[2], until_ms, id)
-        if origin ~= '' and origin == cfg.origin then
-          own[#own + 1] = {id, fence, soft, hard, until_ms}
-        else
-          published[#published + 1] = origin .. ' ' .. id .. ' ' .. s(fence) .. ' ' .. soft
-            .. ' ' .. hard .. ' ' .. until_ms
-        end
+        set_expiry(id, until_ms, now)
         free = free - 1
         granted = granted + 1
       else
@@ -218,7 +304,7 @@ local function fill(now, now_us, cfg, mine, own)
   if #heads == 0 then return 0 end
   local meta = redis.call('HMGET', KEYS[1], 'capacity', 'fence')
   local free = capacity_of(meta[1], cfg) - live_count(now)
-  local old = tonumber(meta[2]) or 0
+  local old = fence_of(meta[2])
   local granted, more, fence = hand_off(now, now_us, free, old, cfg, mine, own, heads)
   if fence ~= old then redis.call('HSET', KEYS[1], 'fence', fence) end
   if more then redis.call('PUBLISH', EVENTS, 'free ' .. (free - granted)) end

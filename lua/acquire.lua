@@ -23,14 +23,20 @@
 --   status 0: queued, a = enqueue sequence (also when already queued: a retry)
 --   status 2: refused (pool full, or with fair=1 tickets are queued), a = live leases
 --   status -1: this id's acquire was cancelled (a tombstone, see release.lua)
+-- A stored capacity, fence or qseq that is not an integer in range fails the call before
+-- it writes anything ("LEASEPOOL_STATE <key> field <field> ..."). Capacity 0 (paused)
+-- refuses or queues every request.
 -- Cost: O(log N) per request, plus O(log N + batch) when the pool looks full.
 
 local now, now_us = clock()
 local cfg = config(ARGV[1])
 
-local meta = redis.call('HMGET', KEYS[1], 'capacity', 'fence')
+-- Every stored number is checked before anything is written (a failed call changes
+-- nothing).
+local meta = redis.call('HMGET', KEYS[1], 'capacity', 'fence', 'qseq')
 local cap = capacity_of(meta[1], cfg)
-local fence = tonumber(meta[2]) or 0
+local fence = fence_of(meta[2])
+if meta[3] then stored_int(KEYS[1], 'qseq', meta[3], MAX_INT) end
 local old_fence = fence
 local live = live_count(now)
 local earliest_ms = -1
@@ -62,7 +68,7 @@ for i = 2, #ARGV do
   local status, a, b, c = nil, 0, 0, 0
   if rec[4] then
     status = -1
-  elseif rec[1] and tonumber(rec[3]) > now then
+  elseif rec[1] and hash_ms(4 + i, 'hard_ms', rec[3]) > now then
     status, a, b, c = 1, rec[1], rec[2], rec[3]
   elseif mode == '1' then
     local ticket = redis.call('HGET', KEYS[4], id)
@@ -81,7 +87,7 @@ for i = 2, #ARGV do
       fence = next_token(fence, now_us)
       local soft = now + tonumber(lease_ms)
       local hard = soft + tonumber(grace_ms)
-      redis.call('ZADD', KEYS[2], hard, id)
+      set_expiry(id, hard, now)
       write_lease(key, owner, cfg.host, cfg.pid, fence, now, soft, hard, cfg.margin)
       live = live + 1
       status, a, b, c = 1, s(fence), soft, hard
@@ -104,7 +110,7 @@ for i = 2, #ARGV do
 end
 if fence ~= old_fence then redis.call('HSET', KEYS[1], 'fence', fence) end
 if enqueued then
-  if beat(now, cfg) then out[5] = 1 end
+  if beat(now, cfg, true) then out[5] = 1 end
   if earliest_ms < 0 then earliest_ms = earliest(now) end
   out[2] = earliest_ms
 end

@@ -7,7 +7,8 @@
 -- ARGV[2]     flags: "w" when the caller has waiting tickets: mark its process alive
 --             until now + ticket ms, and if a lease has expired (nobody announces that)
 --             run the full check; "f" for a full check: reclaim a batch of expired
---             leases, hand free slots to the queue, prune dead processes, report
+--             leases, hand free slots to the queue, prune dead processes, report;
+--             "k" (with "w"): also renew the TTLs of queue, tickets and waiters
 -- ARGV[3]     "<id 1> ... <id n>" (optional): tickets of the caller, or grants handed
 --             to it
 --
@@ -37,7 +38,7 @@ end
 local out = {now, 1, -1, -1, -1}
 local full = string.find(flags, 'f', 1, true) ~= nil
 if string.find(flags, 'w', 1, true) then
-  if beat(now, cfg) then out[2] = 0 end
+  if beat(now, cfg, string.find(flags, 'k', 1, true) ~= nil) then out[2] = 0 end
   if not full then
     local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
     if #first > 0 then
@@ -70,7 +71,7 @@ for i = 1, #ids do
     if t then status, token, soft, hard = 1, s(t), so, h end
   else
     local rec = redis.call('HMGET', KEYS[5 + i], 'token', 'soft_ms', 'hard_ms')
-    if rec[1] and tonumber(rec[3]) > now then
+    if rec[1] and hash_ms(5 + i, 'hard_ms', rec[3]) > now then
       status, token, soft, hard = 1, rec[1], rec[2], rec[3]
     end
   end

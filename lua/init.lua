@@ -5,10 +5,11 @@
 -- KEYS[3]  queue zset   <prefix>:{P}:queue
 -- KEYS[4]  tickets hash <prefix>:{P}:tickets
 -- KEYS[5]  waiters zset <prefix>:{P}:waiters
--- ARGV[1]  capacity for a new pool (a stored capacity wins)
+-- ARGV[1]  capacity for a new pool (a stored capacity wins): 0 (paused) to 1000000
 --
 -- Returns {stored capacity, 1 if this call set it else 0, now_ms}. Fails with a
--- "LEASEPOOL_STATE <key> ..." error when a key holds the wrong type or a bad value.
+-- "LEASEPOOL_STATE <key> ..." error when a key holds the wrong type, or meta's capacity
+-- (an integer from 0 to 1000000), fence or qseq (integers below 2^53) is damaged.
 -- Cost: O(1).
 
 local expected = {'hash', 'zset', 'zset', 'hash', 'zset'}
@@ -20,10 +21,16 @@ for i = 1, 5 do
   end
 end
 local created = redis.call('HSETNX', KEYS[1], 'capacity', ARGV[1])
-local raw = redis.call('HGET', KEYS[1], 'capacity')
-local cap = tonumber(raw)
-if not cap or cap < 1 or cap ~= math.floor(cap) then
-  return redis.error_reply('LEASEPOOL_STATE ' .. KEYS[1] .. ' field capacity is not a positive integer')
+local meta = redis.call('HMGET', KEYS[1], 'capacity', 'fence', 'qseq')
+local limits = {{'capacity', 1000000}, {'fence', 9007199254740990}, {'qseq', 9007199254740990}}
+for i = 1, 3 do
+  local raw = meta[i]
+  local n = raw and string.match(raw, '^%d+$') and tonumber(raw)
+  if (raw or i == 1) and (not n or n > limits[i][2]) then
+    return redis.error_reply('LEASEPOOL_STATE ' .. KEYS[1] .. ' field ' .. limits[i][1] .. ' is '
+      .. string.sub(tostring(raw), 1, 40) .. ', expected an integer from 0 to '
+      .. string.format('%.0f', limits[i][2]))
+  end
 end
 local t = redis.call('TIME')
-return {cap, created, tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)}
+return {tonumber(meta[1]), created, tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)}

@@ -4,7 +4,8 @@
 -- KEYS[1..5]  meta, leases, queue, tickets, waiters (see _shared.lua)
 -- ARGV[1]     the caller's constants (see _shared.lua)
 --
--- Expired lease hashes are not deleted here: each one carries a TTL of its own.
+-- Expired lease hashes are not deleted here: each one carries a TTL of its own. A
+-- damaged stored capacity fails the call (LEASEPOOL_STATE) after the reclaim.
 -- Returns one string: "<reclaimed> <now_ms> <live> <capacity (-1 if unset)>
 -- <earliest_ms (-1 if none)>", then own grants (see _shared.lua).
 -- Cost: O(log N + batch).
@@ -14,6 +15,8 @@ local cfg = config(ARGV[1])
 
 local reclaimed = reclaim(now, cfg.batch)
 local own = {}
-local cap = tonumber(redis.call('HGET', KEYS[1], 'capacity')) or -1
+local raw = redis.call('HGET', KEYS[1], 'capacity')
+local cap = -1
+if raw then cap = stored_int(KEYS[1], 'capacity', raw, MAX_CAPACITY) end
 if cap > 0 then fill(now, now_us, cfg, {}, own) end
 return put_own({reclaimed, now, live_count(now), cap, earliest(now)}, own)

@@ -33,15 +33,16 @@ for i = 1, #KEYS - 5 do
     end
   end
   if score and tonumber(score) > now and rec[1] then
-    local old_soft, old_hard = tonumber(rec[2]), tonumber(rec[3])
+    local old_soft = hash_ms(5 + i, 'soft_ms', rec[2])
+    local old_hard = hash_ms(5 + i, 'hard_ms', rec[3])
     local soft = math.max(old_soft, now + lease_ms)
     local hard = math.max(tonumber(score), soft + (old_hard - old_soft))
     if soft ~= old_soft or hard ~= old_hard or hard ~= tonumber(score) then
-      redis.call('ZADD', KEYS[2], 'XX', hard, id)
+      set_expiry(id, hard, now, true)
       redis.call('HSET', key, 'soft_ms', soft, 'hard_ms', hard, 'renewed_ms', now)
       redis.call('PEXPIREAT', key, hard + cfg.margin)
     end
-    out[#out + 1] = tonumber(rec[1])
+    out[#out + 1] = stored_int(key, 'token', rec[1], MAX_INT)
     out[#out + 1] = soft
     out[#out + 1] = hard
   else

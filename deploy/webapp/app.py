@@ -7,7 +7,8 @@ through Redis::
     LEASEPOOL_REDIS_URL=redis://localhost:6379/0 \\
         uvicorn deploy.webapp.app:app --workers 4
 
-Environment:
+Environment (read through ``leasepool.LeasePoolSettings`` and
+``RedisCoordinator.from_env``, like the ``leasepool`` command; this app's defaults):
 
 * ``LEASEPOOL_REDIS_URL`` (required): the Redis every worker coordinates through.
 * ``LEASEPOOL_POOL`` (``web``): the pool name; workers with the same name share.
@@ -30,7 +31,7 @@ import socket
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -41,57 +42,55 @@ from leasepool import (
     CoordinatorUnavailableError,
     LeasedExecutorManager,
     LeasePoolError,
+    LeasePoolSettings,
     LeaseUnavailableError,
     RedisCoordinator,
 )
 
 HOST = socket.gethostname()
-N = TypeVar("N", int, float)
-
-
-def _env_number(name: str, default: str, kind: type[N]) -> N:
-    raw = os.environ.get(name, default)
-    try:
-        value = kind(raw)
-    except ValueError:
-        # Fail the worker's startup with the variable's name, not a bare ValueError.
-        raise RuntimeError(f"{name} must be a {kind.__name__}, got {raw!r}") from None
-    if value <= 0:
-        raise RuntimeError(f"{name} must be positive, got {raw!r}")
-    return value
 
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    redis_url: str
-    pool: str
-    capacity: int
-    acquire_timeout: float
-    max_pools: int
-    lease_seconds: float
+    """leasepool's own ``LEASEPOOL_*`` variables (read by ``LeasePoolSettings``, the same
+    reader the ``leasepool`` command and ``RedisCoordinator.from_env`` use), with this
+    app's defaults, plus the one variable that only this app has."""
+
+    base: LeasePoolSettings
     max_work_ms: int
+
+    @property
+    def redis_url(self) -> str:
+        return self.base.require_url()
+
+    @property
+    def acquire_timeout(self) -> float:
+        return self.base.acquire_timeout or 5.0
+
+    @property
+    def lease_seconds(self) -> float:
+        return self.base.lease_seconds or 30.0
+
+    @property
+    def max_pools(self) -> int:
+        # A worker can never use more leases than the global capacity, so more
+        # local executors than that would only sit idle.
+        return self.base.max_pools or max(1, self.base.capacity)
 
     @classmethod
     def from_env(cls) -> Settings:
-        url = os.environ.get("LEASEPOOL_REDIS_URL")
-        if not url:
-            raise RuntimeError("LEASEPOOL_REDIS_URL is not set: point it at the shared Redis")
-        capacity = _env_number("LEASEPOOL_CAPACITY", "4", int)
-        settings = cls(
-            redis_url=url,
-            pool=os.environ.get("LEASEPOOL_POOL", "web"),
-            capacity=capacity,
-            acquire_timeout=_env_number("LEASEPOOL_ACQUIRE_TIMEOUT", "5", float),
-            # A worker can never use more leases than the global capacity, so more
-            # local executors than that would only sit idle.
-            max_pools=_env_number("LEASEPOOL_MAX_POOLS", str(capacity), int),
-            lease_seconds=_env_number("LEASEPOOL_LEASE_SECONDS", "30", float),
-            max_work_ms=_env_number("LEASEPOOL_MAX_WORK_MS", "10000", int),
-        )
+        # ValueError naming the variable (a URL's password redacted) fails the
+        # worker's startup when a value is malformed or the URL is missing.
+        base = LeasePoolSettings.from_env(pool="web", capacity=4)
+        base.require_url()
+        raw = os.environ.get("LEASEPOOL_MAX_WORK_MS", "10000")
+        if not raw.strip().isdigit() or int(raw) < 1:
+            raise ValueError(f"LEASEPOOL_MAX_WORK_MS must be an integer >= 1, got {raw!r}")
+        settings = cls(base, int(raw))
         # Work that outlives its lease keeps running after Redis has handed the slot
         # to someone else, which would break the global limit this app demonstrates.
         if settings.max_work_ms / 1000 >= settings.lease_seconds:
-            raise RuntimeError(
+            raise ValueError(
                 f"LEASEPOOL_MAX_WORK_MS ({settings.max_work_ms}) must be shorter than "
                 f"LEASEPOOL_LEASE_SECONDS ({settings.lease_seconds}) s"
             )
@@ -203,9 +202,7 @@ async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         # One request runs one blocking call at a time on its lease.
         workers_per_pool=1,
         name_prefix=f"web-{os.getpid()}",
-        coordinator=RedisCoordinator.from_url(
-            settings.redis_url, pool=settings.pool, capacity=settings.capacity
-        ),
+        coordinator=RedisCoordinator.from_env(pool="web", capacity=4),
     )
     # Raises CoordinatorUnavailableError (password redacted) when Redis is down,
     # which fails the worker's startup instead of serving without a global limit.

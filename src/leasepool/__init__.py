@@ -33,6 +33,7 @@ from leasepool._memory import InMemoryCoordinator
 from leasepool._process_logging import ProcessLoggingConfig
 from leasepool._redis_coordinator import RedisCoordinator
 from leasepool._serialization import SerializationError
+from leasepool._settings import LeasePoolSettings
 from leasepool._workers import WorkerDiedError
 
 logging.getLogger("leasepool").addHandler(logging.NullHandler())
@@ -53,6 +54,7 @@ __all__ = [
     "LeaseLostError",
     "LeasePoolError",
     "LeasePoolNotStartedError",
+    "LeasePoolSettings",
     "LeaseRecord",
     "LeaseUnavailableError",
     "LeasedExecutorManager",

@@ -29,8 +29,11 @@ def normalize_backend(backend: object) -> ExecutorBackend:
             return ExecutorBackend(backend.strip().lower())
         except ValueError:
             pass
-    choices = ", ".join(repr(b.value) for b in ExecutorBackend)
-    raise ValueError(f"backend must be one of {choices}, got {backend!r}")
+    supported = ", ".join(b.value for b in ExecutorBackend)
+    raise ValueError(
+        f"Unsupported backend {backend!r}. Supported: {supported} "
+        "(backend takes an ExecutorBackend or one of these names, in any case)"
+    )
 
 
 def executor_class(backend: ExecutorBackend) -> type[Executor]:
@@ -43,7 +46,8 @@ def executor_class(backend: ExecutorBackend) -> type[Executor]:
     )
     if interpreter_pool is None:
         raise UnsupportedBackendError(
-            "backend='interpreter' needs InterpreterPoolExecutor, which Python 3.14+ provides"
+            "InterpreterPoolExecutor is available only on Python 3.14+. "
+            "backend='interpreter' needs it; use 'thread' or 'process' here"
         )
     return interpreter_pool
 

@@ -1,245 +1,268 @@
-"""The ``leasepool`` command (also ``python -m leasepool``)."""
+"""The ``leasepool`` command (also ``python -m leasepool``): arguments and exit status.
+
+Conventions every subcommand keeps (tests/unit/test_cli*.py and
+tests/redis/test_redis_cli*.py check them):
+
+* Results go to stdout; messages and errors go to stderr, prefixed
+  ``leasepool <command>:``. Exit status: 0 done, 1 the operation failed (no such
+  pool or lease, a damaged pool, Redis unreachable or refusing), 2 a usage error
+  (bad argument, no URL), 130 interrupted. A closed stdout pipe ends the command
+  quietly with 0.
+* Every command takes ``--json`` and, where Redis is needed, ``--url`` (else
+  ``LEASEPOOL_REDIS_URL``) and ``--prefix`` (else ``LEASEPOOL_KEY_PREFIX``).
+* Looking (``status``, ``pools``, ``exporter``) never writes to Redis.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
+import contextlib
+import math
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
-from leasepool._coordinator import PoolStatus
+from leasepool._cli_format import format_status, status_json
 from leasepool._errors import LeasePoolError
+from leasepool._settings import URL_ENV
+from leasepool._validation import MAX_CAPACITY, capacity_value
 
-URL_ENV = "LEASEPOOL_REDIS_URL"
+__all__ = ["CommandError", "format_status", "main", "status_json"]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+PREFIX_ENV = "LEASEPOOL_KEY_PREFIX"
 
 
 class CommandError(Exception):
-    """A user-facing failure: printed without a traceback, exit status 2."""
+    """A user-facing failure: printed without a traceback; ``code`` is the exit status."""
+
+    def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
+        super().__init__(message)
+        self.code = code
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="leasepool",
-        description="Lease executors with a global cap: look at and manage pools.",
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows ``(default: X)`` except where there is no default to show."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def seconds_arg(raw: str) -> float:
+    """An argparse type: a finite number of seconds > 0."""
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds > 0, got {raw!r}")
+    return value
+
+
+def count_arg(raw: str) -> int:
+    """An argparse type: an integer >= 1."""
+    if not raw.strip().isdigit() or int(raw) < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {raw!r}")
+    return int(raw)
+
+
+def capacity_arg(raw: str) -> int:
+    """An argparse type: a capacity, validated like every other capacity."""
+    try:
+        return capacity_value("capacity", int(raw.strip()))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be an integer from 0 (paused) to {MAX_CAPACITY}, got {raw!r}"
+        ) from None
+
+
+def port_arg(raw: str) -> int:
+    """An argparse type: a TCP port, 1..65535."""
+    if not raw.strip().isdigit() or not 1 <= int(raw) <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port from 1 to 65535, got {raw!r}")
+    return int(raw)
+
+
+def _version() -> str:
+    from leasepool import __version__
+
+    return f"leasepool {__version__}"
+
+
+def _common(p: argparse.ArgumentParser, *, redis: bool = True) -> None:
+    p.add_argument("--json", action="store_true", help="print JSON (NDJSON for streams)")
+    if not redis:
+        return
+    p.add_argument("--url", help=f"Redis URL (default: ${URL_ENV})")
+    p.add_argument(
+        "--prefix",
+        default=None,
+        help="key prefix of the pools (default: $LEASEPOOL_KEY_PREFIX, else leasepool)",
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def redis_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--url", help=f"Redis URL (default: ${URL_ENV})")
-        p.add_argument("--prefix", default="leasepool", help="key prefix (default: leasepool)")
 
-    demo = sub.add_parser("demo", help="show leasing at work (local by default)")
-    demo.add_argument("--redis", metavar="URL", help="share one capacity through this Redis")
-    demo.add_argument("--processes", type=int, default=3, help="worker processes (with --redis)")
-    demo.add_argument("--capacity", type=int, default=2, help="global capacity (with --redis)")
-    demo.add_argument("--tasks", type=int, default=6, help="tasks per process (with --redis)")
-    demo.add_argument("--pool", default="demo", help="pool name (with --redis)")
-
-    status = sub.add_parser("status", help="live leases of one pool, or of every pool")
-    status.add_argument("pool", nargs="?", help="pool name (default: every pool)")
-    status.add_argument("--json", action="store_true", help="print JSON")
-    status.add_argument(
-        "--watch", nargs="?", type=float, const=1.0, metavar="SECONDS", help="refresh every N s"
+def _sub(sub: Any, name: str, help_text: str) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = sub.add_parser(
+        name, help=help_text, description=help_text, formatter_class=_Formatter
     )
-    redis_options(status)
-
-    pools = sub.add_parser("pools", help="list pools")
-    pools.add_argument("--json", action="store_true", help="print JSON")
-    redis_options(pools)
-
-    revoke = sub.add_parser("revoke", help="remove a lease; its holder stops using it")
-    revoke.add_argument("pool")
-    revoke.add_argument("lease_id")
-    redis_options(revoke)
-
-    capacity = sub.add_parser("capacity", help="show or change a pool's capacity")
-    capacity.add_argument("pool")
-    capacity.add_argument("n", type=int, nargs="?", help="new capacity (omit to show it)")
-    redis_options(capacity)
     return parser
 
 
-def _url(args: argparse.Namespace) -> str:
-    url = args.url or os.environ.get(URL_ENV)
-    if not url:
-        raise CommandError(f"no Redis URL: pass --url or set {URL_ENV}")
-    return str(url)
+def _add_demo(sub: Any) -> None:
+    demo = _sub(sub, "demo", "show leasing at work (locally, or across processes with Redis)")
+    demo.add_argument(
+        "--local", action="store_true", help="run the local demo even when a URL is set"
+    )
+    demo.add_argument("--redis", metavar="URL", help="deprecated alias of --url")
+    demo.add_argument("--processes", type=count_arg, default=3, help="worker processes (Redis)")
+    demo.add_argument("--capacity", type=count_arg, default=2, help="global capacity (Redis)")
+    demo.add_argument("--tasks", type=count_arg, default=6, help="tasks per process (Redis)")
+    demo.add_argument("--pool", default="demo", help="pool name; its capacity is overwritten")
+    _common(demo)
 
 
-def _admin(args: argparse.Namespace) -> tuple[Any, Any]:
-    import redis.asyncio
+def _add_status(sub: Any) -> None:
+    status = _sub(sub, "status", "live leases of one pool, or of every pool (read-only)")
+    status.add_argument("pool", nargs="?", help="pool name (omit for every pool)")
+    status.add_argument(
+        "--watch",
+        nargs="?",
+        type=seconds_arg,
+        const=1.0,
+        metavar="SECONDS",
+        help="refresh every SECONDS (1 when given without a value) until interrupted",
+    )
+    status.add_argument("--limit", type=count_arg, default=1000, help="most leases listed per pool")
+    _common(status)
 
-    from leasepool._redis_admin import RedisAdmin
+
+def _add_exporter(sub: Any) -> None:
+    exporter = _sub(sub, "exporter", "serve Prometheus metrics of every pool (read-only)")
+    exporter.add_argument("--port", type=port_arg, default=9781, help="HTTP port for /metrics")
+    exporter.add_argument("--address", default="127.0.0.1", help="address to listen on")
+    exporter.add_argument(
+        "--interval",
+        type=seconds_arg,
+        default=5.0,
+        help="seconds a reading of Redis is reused: at most one per interval",
+    )
+    _common(exporter)
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command's argument parser (every argument has help; defaults are shown)."""
+    top = argparse.ArgumentParser(
+        prog="leasepool",
+        description="Lease executors with a global cap: look at and manage pools in Redis.",
+        epilog=f"The Redis URL comes from --url, else ${URL_ENV}. Exit status: 0 done, "
+        "1 failed (no such pool or lease, Redis error), 2 usage error, 130 interrupted.",
+        formatter_class=_Formatter,
+    )
+    top.add_argument("--version", action="version", version=_version())
+    sub = top.add_subparsers(
+        dest="command",
+        required=True,
+        metavar="COMMAND",
+        help="what to do; `leasepool COMMAND --help` shows its options",
+    )
+    _add_demo(sub)
+    _add_status(sub)
+    pools = _sub(sub, "pools", "list the pools under the prefix (read-only)")
+    _common(pools)
+    revoke = _sub(sub, "revoke", "remove a lease; its holder stops using it")
+    revoke.add_argument("pool", help="pool name")
+    revoke.add_argument("lease_id", help="lease id, as `status` shows it")
+    _common(revoke)
+    capacity = _sub(sub, "capacity", "show or change a pool's capacity")
+    capacity.add_argument("pool", help="pool name")
+    capacity.add_argument(
+        "n",
+        type=capacity_arg,
+        nargs="?",
+        help=f"new capacity, 0 (paused) to {MAX_CAPACITY}; omit to show it",
+    )
+    _common(capacity)
+    _add_exporter(sub)
+    return top
+
+
+def redis_url(args: argparse.Namespace) -> str:
+    """The URL from ``--url``, else from the environment (a usage error when neither)."""
     from leasepool._redis_url import check_url
 
+    url = args.url or os.environ.get(URL_ENV)
+    if not url:
+        raise CommandError(f"no Redis URL: pass --url or set {URL_ENV}", EXIT_USAGE)
     try:
-        url = check_url(_url(args))
+        return check_url(url)
     except (TypeError, ValueError) as exc:
-        raise CommandError(str(exc)) from exc
-    client = redis.asyncio.Redis.from_url(url)
-    return client, RedisAdmin(client, key_prefix=args.prefix)
+        raise CommandError(str(exc), EXIT_USAGE) from None
 
 
-def _age(ms: int) -> str:
-    seconds = ms / 1000
-    if abs(seconds) < 120:
-        return f"{seconds:.1f}s"
-    if abs(seconds) < 7200:
-        return f"{seconds / 60:.1f}m"
-    return f"{seconds / 3600:.1f}h"
+def key_prefix(args: argparse.Namespace) -> str:
+    """``--prefix``, else ``LEASEPOOL_KEY_PREFIX``, else ``leasepool``."""
+    from leasepool._redis_keys import DEFAULT_PREFIX, check_key_prefix
+
+    env = os.environ.get(PREFIX_ENV, "").strip()
+    try:
+        return check_key_prefix(args.prefix or env or DEFAULT_PREFIX)
+    except (TypeError, ValueError) as exc:
+        where = "--prefix" if args.prefix else PREFIX_ENV
+        raise CommandError(f"{where}: {exc}", EXIT_USAGE) from None
 
 
-def format_status(status: PoolStatus) -> str:
-    cap = "unbounded" if status.capacity is None else str(status.capacity)
-    waiting = f", {status.waiting} waiting" if status.waiting else ""
-    lines = [f"pool {status.pool}: {len(status.leases)}/{cap} leased{waiting}"]
-    waiters = status.waiters
-    if waiters:
-        shown = ", ".join(f"{w.host}:{w.pid} {w.count}" for w in waiters[:10])
-        more = f", ... {len(waiters) - 10} more processes" if len(waiters) > 10 else ""
-        lines.append(f"  waiting per process: {shown}{more}")
-    if not status.leases:
-        return "\n".join([*lines, "  (no live leases)"])
-    rows = [("LEASE", "OWNER", "HOST:PID", "TOKEN", "AGE", "LEFT")]
-    for lease in status.leases:
-        rows.append(
-            (
-                lease.lease_id,
-                lease.owner or "-",
-                f"{lease.host}:{lease.pid}",
-                str(lease.token),
-                _age(status.now_ms - lease.acquired_ms),
-                _age(lease.hard_ms - status.now_ms),
-            )
-        )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines += [
-        ("  " + "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True))).rstrip()
-        for row in rows
-    ]
-    return "\n".join(lines)
+def say(args: argparse.Namespace, message: str) -> None:
+    """A message for the operator, on stderr."""
+    print(f"leasepool {args.command}: {message}", file=sys.stderr, flush=True)
 
 
-def status_json(status: PoolStatus) -> dict[str, Any]:
+Command = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
+
+
+def _commands() -> dict[str, Command]:
+    from leasepool import _cli_commands, _cli_status
+
     return {
-        "pool": status.pool,
-        "capacity": status.capacity,
-        "waiting": status.waiting,
-        "waiters": [{"host": w.host, "pid": w.pid, "count": w.count} for w in status.waiters],
-        "now_ms": status.now_ms,
-        "leases": [
-            {
-                "lease_id": lease.lease_id,
-                "owner": lease.owner,
-                "host": lease.host,
-                "pid": lease.pid,
-                "token": lease.token,
-                "acquired_ms": lease.acquired_ms,
-                "soft_ms": lease.soft_ms,
-                "hard_ms": lease.hard_ms,
-                "age_ms": status.now_ms - lease.acquired_ms,
-                "left_ms": lease.hard_ms - status.now_ms,
-            }
-            for lease in status.leases
-        ],
+        "demo": _cli_commands.demo,
+        "status": _cli_status.status,
+        "pools": _cli_status.pools,
+        "revoke": _cli_commands.revoke,
+        "capacity": _cli_commands.capacity,
+        "exporter": _cli_commands.exporter,
     }
 
 
-async def _status(args: argparse.Namespace) -> int:
-    client, admin = _admin(args)
-    try:
-        while True:
-            names = [args.pool] if args.pool else await admin.pools()
-            statuses = [await admin.status(name) for name in names]
-            if args.json:
-                print(json.dumps([status_json(s) for s in statuses], indent=2))
-            else:
-                if args.watch:
-                    print("\033[2J\033[H", end="")
-                print("\n\n".join(format_status(s) for s in statuses) or "no pools")
-            if not args.watch:
-                return 0
-            sys.stdout.flush()
-            await asyncio.sleep(args.watch)
-    finally:
-        await client.aclose()
-
-
-async def _pools(args: argparse.Namespace) -> int:
-    client, admin = _admin(args)
-    try:
-        names = await admin.pools()
-    finally:
-        await client.aclose()
-    print(json.dumps(names) if args.json else "\n".join(names) or "no pools")
-    return 0
-
-
-async def _revoke(args: argparse.Namespace) -> int:
-    client, admin = _admin(args)
-    try:
-        live = await admin.revoke(args.pool, args.lease_id)
-    finally:
-        await client.aclose()
-    if live:
-        print(f"revoked {args.lease_id} in pool {args.pool}")
-        return 0
-    print(f"no live lease {args.lease_id} in pool {args.pool}", file=sys.stderr)
-    return 1
-
-
-async def _capacity(args: argparse.Namespace) -> int:
-    client, admin = _admin(args)
-    try:
-        if args.n is None:
-            status = await admin.status(args.pool)
-            print(status.capacity if status.capacity is not None else "unset")
-            return 0
-        previous = await admin.set_capacity(args.pool, args.n)
-    finally:
-        await client.aclose()
-    print(f"pool {args.pool}: capacity {previous} -> {args.n}")
-    return 0
-
-
-async def _demo(args: argparse.Namespace) -> int:
-    if args.redis:
-        from leasepool._demo_redis import run_redis_demo
-
-        return await run_redis_demo(
-            args.redis,
-            processes=args.processes,
-            capacity=args.capacity,
-            tasks=args.tasks,
-            pool=args.pool,
-        )
-    from leasepool._demo import run_local_demo
-
-    await run_local_demo()
-    return 0
-
-
-COMMANDS = {
-    "demo": _demo,
-    "status": _status,
-    "pools": _pools,
-    "revoke": _revoke,
-    "capacity": _capacity,
-}
+def _quiet_stdout() -> None:
+    # The reader went away: point stdout at /dev/null so that the interpreter's
+    # final flush cannot raise a second BrokenPipeError on the way out.
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    """Run the command; returns the exit status (see the module docstring)."""
+    try:
+        args = parser().parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error already printed
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     started = time.monotonic()
     try:
-        return asyncio.run(COMMANDS[args.command](args))
-    except (CommandError, LeasePoolError, ValueError, TypeError) as exc:
-        print(f"leasepool {args.command}: {exc}", file=sys.stderr)
-        return 2
+        return asyncio.run(_commands()[args.command](args))
+    except CommandError as exc:
+        say(args, str(exc))
+        return exc.code
+    except (LeasePoolError, ValueError, TypeError) as exc:
+        say(args, str(exc))
+        return EXIT_FAILED
+    except BrokenPipeError:
+        _quiet_stdout()
+        return EXIT_OK
     except KeyboardInterrupt:
-        print(f"\nleasepool {args.command}: interrupted after {time.monotonic() - started:.1f}s")
-        return 130
+        say(args, f"interrupted after {time.monotonic() - started:.1f}s")
+        return EXIT_INTERRUPTED

@@ -26,9 +26,13 @@ class Clock(Protocol):
     ``when`` (in this clock's seconds).
     """
 
-    def monotonic(self) -> float: ...
+    def monotonic(self) -> float:
+        """Seconds on this clock; never goes backwards."""
+        ...
 
-    def call_at(self, when: float, callback: Callable[[], object]) -> TimerHandle: ...
+    def call_at(self, when: float, callback: Callable[[], object]) -> TimerHandle:
+        """Run ``callback`` on the loop thread at ``when`` or later; cancel with the handle."""
+        ...
 
 
 class MonotonicClock:

@@ -1,4 +1,4 @@
-"""``leasepool demo --redis URL --processes N``: processes sharing one capacity, live.
+"""``leasepool demo --url URL --processes N``: processes sharing one capacity, live.
 
 The parent starts N worker processes (``python -m leasepool._demo_redis``). Each
 runs a few concurrent tasks that lease, work, and release through one Redis
@@ -38,7 +38,7 @@ def _work(seconds: float) -> tuple[float, float]:
     return started, time.time()
 
 
-async def _worker(url: str, pool: str, capacity: int, tasks: int) -> None:
+async def _worker(url: str, pool: str, capacity: int, tasks: int, key_prefix: str) -> None:
     from leasepool._manager import LeasedExecutorManager
     from leasepool._redis_coordinator import RedisCoordinator
 
@@ -48,7 +48,9 @@ async def _worker(url: str, pool: str, capacity: int, tasks: int) -> None:
         workers_per_pool=1,
         default_lease_seconds=10.0,
         lease_grace_seconds=2.0,
-        coordinator=RedisCoordinator.from_url(url, pool=pool, capacity=capacity),
+        coordinator=RedisCoordinator.from_url(
+            url, pool=pool, capacity=capacity, key_prefix=key_prefix
+        ),
     )
     await manager.start()
 
@@ -69,38 +71,74 @@ async def _worker(url: str, pool: str, capacity: int, tasks: int) -> None:
         await manager.stop()
 
 
-async def run_redis_demo(url: str, *, processes: int, capacity: int, tasks: int, pool: str) -> int:
-    import redis.asyncio
+def _spawn_args(url: str, pool: str, capacity: int, tasks: int, key_prefix: str) -> list[str]:
+    return [
+        "-m", "leasepool._demo_redis", "--url", url, "--pool", pool,
+        "--capacity", str(capacity), "--tasks", str(tasks), "--prefix", key_prefix,
+    ]  # fmt: skip
 
-    from leasepool._cli import format_status
-    from leasepool._redis_admin import RedisAdmin
+
+def _summary(
+    reports: list[dict[str, Any]], codes: list[int], expected: int, capacity: int
+) -> dict[str, Any]:
+    peak = max_concurrency([(r["start"], r["end"]) for r in reports])
+    tokens = [r["token"] for r in reports]
+    ok = peak <= capacity and len(reports) == expected and not any(codes)
+    return {
+        "tasks_done": len(reports),
+        "exit_codes": codes,
+        "peak": peak,
+        "capacity": capacity,
+        "distinct_tokens": len(set(tokens)),
+        "grants": len(tokens),
+        "cap_held": ok,
+    }
+
+
+def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({"summary": summary}), flush=True)
+        return
+    print(f"\nall {summary['tasks_done']} tasks done; exit codes {summary['exit_codes']}")
+    print(
+        f"highest concurrency seen by the work itself: {summary['peak']} "
+        f"(capacity {summary['capacity']})"
+    )
+    print(f"fencing tokens: {summary['distinct_tokens']} distinct for {summary['grants']} grants")
+    print("cap held" if summary["cap_held"] else "CAP EXCEEDED OR TASKS FAILED")
+
+
+async def run_redis_demo(
+    url: str,
+    *,
+    processes: int,
+    capacity: int,
+    tasks: int,
+    pool: str,
+    key_prefix: str = "leasepool",
+    as_json: bool = False,
+) -> int:
+    """Run the demo; 0 when the work itself never saw more than ``capacity`` at once."""
+    from leasepool._cli_format import format_status, status_json
+    from leasepool._redis_admin import RedisAdmin, connect
 
     url = check_url(url)
     processes = positive_int("processes", processes)
     capacity = positive_int("capacity", capacity)
     tasks = positive_int("tasks", tasks)
-    print(
+    intro = (
         f"{processes} processes x {tasks} tasks share capacity {capacity} "
         f"in pool {pool!r} on {redact_url(url)}"
     )
-    client = redis.asyncio.Redis.from_url(url)
-    admin = RedisAdmin(client)
+    print(json.dumps({"event": intro}) if as_json else intro, flush=True)
+    client = await connect(url)
+    admin = RedisAdmin(client, key_prefix=key_prefix)
     try:
         await admin.set_capacity(pool, capacity)
+        spawn = _spawn_args(url, pool, capacity, tasks, key_prefix)
         children = [
             await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "leasepool._demo_redis",
-                "--url",
-                url,
-                "--pool",
-                pool,
-                "--capacity",
-                str(capacity),
-                "--tasks",
-                str(tasks),
-                stdout=asyncio.subprocess.PIPE,
+                sys.executable, *spawn, stdout=asyncio.subprocess.PIPE
             )
             for _ in range(processes)
         ]
@@ -114,21 +152,20 @@ async def run_redis_demo(url: str, *, processes: int, capacity: int, tasks: int,
         collecting = asyncio.gather(*(collect(child) for child in children))
         while not collecting.done():
             status = await admin.status(pool)
-            print(f"\n{format_status(status)}\n  done: {len(reports)}/{processes * tasks}")
+            done = f"{len(reports)}/{processes * tasks}"
+            if as_json:
+                print(json.dumps({"status": status_json(status), "done": done}), flush=True)
+            else:
+                print(f"\n{format_status(status)}\n  done: {done}", flush=True)
             await asyncio.wait({collecting}, timeout=0.5)
         await collecting
         codes = [await child.wait() for child in children]
     finally:
         await client.aclose()
 
-    peak = max_concurrency([(r["start"], r["end"]) for r in reports])
-    tokens = [r["token"] for r in reports]
-    print(f"\nall {len(reports)} tasks done; exit codes {codes}")
-    print(f"highest concurrency seen by the work itself: {peak} (capacity {capacity})")
-    print(f"fencing tokens: {len(set(tokens))} distinct for {len(tokens)} grants")
-    ok = peak <= capacity and len(reports) == processes * tasks and not any(codes)
-    print("cap held" if ok else "CAP EXCEEDED OR TASKS FAILED")
-    return 0 if ok else 1
+    summary = _summary(reports, codes, processes * tasks, capacity)
+    _print_summary(summary, as_json)
+    return 0 if summary["cap_held"] else 1
 
 
 def main() -> None:
@@ -137,8 +174,9 @@ def main() -> None:
     parser.add_argument("--pool", required=True)
     parser.add_argument("--capacity", type=int, required=True)
     parser.add_argument("--tasks", type=int, required=True)
+    parser.add_argument("--prefix", default="leasepool")
     args = parser.parse_args()
-    asyncio.run(_worker(args.url, args.pool, args.capacity, args.tasks))
+    asyncio.run(_worker(args.url, args.pool, args.capacity, args.tasks, args.prefix))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,10 @@
-"""WorkGrinder: many small async submissions, batched onto one lease per batch."""
+"""WorkGrinder: many small async submissions, batched onto one lease per batch.
+
+The manager is duck-typed, as in 0.1.3: anything whose ``await acquire(lease_seconds=,
+owner=, wait=True)`` returns an object with ``executor`` (with ``submit``) and
+``await release()`` will do, which is how code written for 0.1.3 tests its grinders.
+Each batch's lease is released exactly once, whatever happens to the batch.
+"""
 
 from __future__ import annotations
 
@@ -12,9 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from leasepool._clock import TimerHandle
+from leasepool._clock import MONOTONIC_CLOCK, Clock, TimerHandle
 from leasepool._manager import LeasedExecutorManager
-from leasepool._validation import positive_duration, positive_int
+from leasepool._validation import compat_positive_duration, positive_int
 
 
 @dataclass(slots=True, eq=False)
@@ -47,19 +53,25 @@ class WorkGrinder:
         owner_prefix: str = "work-grinder",
         logger: logging.Logger | None = None,
     ) -> None:
-        if not isinstance(executor_manager, LeasedExecutorManager):
+        if not callable(getattr(executor_manager, "acquire", None)):
             raise TypeError(
-                f"executor_manager must be a LeasedExecutorManager, got {executor_manager!r}"
+                "executor_manager must be a LeasedExecutorManager or an object with its "
+                f"acquire() method, got {executor_manager!r}"
             )
         self._manager = executor_manager
-        self._max_wait = positive_duration("max_wait_seconds", max_wait_seconds)
+        self._max_wait = compat_positive_duration("max_wait_seconds", max_wait_seconds)
         self._threshold = positive_int("batch_size_threshold", batch_size_threshold)
-        self._lease_seconds = positive_duration("lease_seconds", lease_seconds)
+        self._lease_seconds = compat_positive_duration("lease_seconds", lease_seconds)
         if not isinstance(owner_prefix, str):
             raise TypeError(f"owner_prefix must be a str, got {owner_prefix!r}")
         self._owner_prefix = owner_prefix
         self._logger = logger or logging.getLogger("leasepool.grinder")
-        self._clock = executor_manager._clock
+        # Our manager's clock (a ManualClock in tests); the real clock for any other manager.
+        self._clock: Clock = (
+            executor_manager._clock
+            if isinstance(executor_manager, LeasedExecutorManager)
+            else MONOTONIC_CLOCK
+        )
         self._pending: deque[_Item] = deque()
         self._wakeup: asyncio.Event | None = None
         self._timer: TimerHandle | None = None
@@ -74,9 +86,11 @@ class WorkGrinder:
     # -- lifecycle ------------------------------------------------------------
 
     async def start(self) -> None:
+        """Start on the running event loop (again on the same loop is a no-op)."""
         loop = asyncio.get_running_loop()
         if self._started:
-            self._require_loop()
+            if loop is not self._loop:
+                raise RuntimeError("WorkGrinder is already started on a different event loop")
             return
         self._loop = loop
         self._loop_thread = threading.get_ident()
@@ -152,6 +166,7 @@ class WorkGrinder:
     # -- stats ---------------------------------------------------------------------
 
     def stats(self) -> dict[str, Any]:
+        """A snapshot of the grinder's queue and counters (call it on its loop)."""
         if self._started:
             self._require_loop()
         oldest = (
@@ -170,9 +185,11 @@ class WorkGrinder:
         }
 
     async def astats(self) -> dict[str, Any]:
+        """:meth:`stats`, awaitable."""
         return self.stats()
 
     def stats_from_thread(self, timeout: float | None = None) -> dict[str, Any]:
+        """:meth:`stats` from another thread: run on the grinder's loop, up to ``timeout`` s."""
         loop = self._loop_for_other_thread("stats_from_thread")
         return asyncio.run_coroutine_threadsafe(self.astats(), loop).result(timeout)
 
@@ -183,7 +200,10 @@ class WorkGrinder:
         if not self._started or self._loop is None:
             raise RuntimeError("WorkGrinder is not started")
         if loop is not self._loop:
-            raise RuntimeError("WorkGrinder was started on a different event loop")
+            raise RuntimeError(
+                "WorkGrinder async methods must be called from its owning event loop; "
+                "use submit_from_thread() or stats_from_thread() from other threads"
+            )
         return loop
 
     def _loop_for_other_thread(self, method: str) -> asyncio.AbstractEventLoop:
@@ -192,8 +212,8 @@ class WorkGrinder:
             raise RuntimeError("WorkGrinder is not started")
         if self._loop_thread == threading.get_ident():
             raise RuntimeError(
-                f"{method}() would deadlock on the grinder's own loop thread; "
-                "use the async API there"
+                f"WorkGrinder.{method}() cannot be called from the owning event-loop thread; "
+                "use the async API instead (it would deadlock there)"
             )
         return loop
 
@@ -243,31 +263,16 @@ class WorkGrinder:
         futures: list[asyncio.Future[Any]] = []
         sent: list[_Item] = []
         try:
-            async with await self._manager.acquire(
-                lease_seconds=self._lease_seconds, owner=owner
-            ) as lease:
-                for item in live:
-                    try:
-                        submitted = lease.executor.submit(item.fn, *item.args, **item.kwargs)
-                    except Exception as exc:
-                        # This call never reached the executor: it alone gets the error.
-                        # A bad payload fails one item; a dead lease or executor makes
-                        # each later submit fail on its own.
-                        if not item.result.done():
-                            item.result.set_exception(exc)
-                        continue
-                    item.submitted = True
-                    sent.append(item)
-                    futures.append(asyncio.wrap_future(submitted))
+            lease = await self._manager.acquire(
+                lease_seconds=self._lease_seconds, owner=owner, wait=True
+            )
+            try:
+                self._submit_all(lease, live, sent, futures)
                 outcomes = await asyncio.gather(*futures, return_exceptions=True)
-            for item, outcome in zip(sent, outcomes, strict=True):
-                if item.result.done():
-                    continue
-                if isinstance(outcome, BaseException):
-                    item.result.set_exception(outcome)
-                else:
-                    item.result.set_result(outcome)
-                self._completed += 1
+            finally:
+                # Not ``async with``: a duck-typed manager's lease need only have release().
+                await lease.release()
+            self._settle(sent, outcomes)
         except asyncio.CancelledError:
             for future in futures:
                 future.cancel()
@@ -279,3 +284,31 @@ class WorkGrinder:
             for item in live:
                 if not item.result.done():
                     item.result.set_exception(exc)
+
+    @staticmethod
+    def _submit_all(
+        lease: Any, live: list[_Item], sent: list[_Item], futures: list[asyncio.Future[Any]]
+    ) -> None:
+        for item in live:
+            try:
+                submitted = lease.executor.submit(item.fn, *item.args, **item.kwargs)
+            except Exception as exc:
+                # This call never reached the executor: it alone gets the error.
+                # A bad payload fails one item; a dead lease or executor makes
+                # each later submit fail on its own.
+                if not item.result.done():
+                    item.result.set_exception(exc)
+                continue
+            item.submitted = True
+            sent.append(item)
+            futures.append(asyncio.wrap_future(submitted))
+
+    def _settle(self, sent: list[_Item], outcomes: list[Any]) -> None:
+        for item, outcome in zip(sent, outcomes, strict=True):
+            if item.result.done():
+                continue
+            if isinstance(outcome, BaseException):
+                item.result.set_exception(outcome)
+            else:
+                item.result.set_result(outcome)
+            self._completed += 1

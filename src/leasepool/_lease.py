@@ -59,7 +59,10 @@ class LeasedExecutor(Executor):
         return self._lease._submit(fn, args, kwargs)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        raise RuntimeError("a leased executor cannot be shut down; release the lease instead")
+        raise RuntimeError(
+            "Do not shut down a leased executor directly: it belongs to the pool. "
+            "Release the lease instead, with `await lease.release()`."
+        )
 
     def __repr__(self) -> str:
         return f"<LeasedExecutor lease_id={self._lease.lease_id} state={self._lease.state}>"
@@ -110,10 +113,12 @@ class ExecutorLease:
 
     @property
     def soft_expires_at(self) -> float:
+        """When the lease passes its soft expiry, on the manager's monotonic clock."""
         return self._soft_deadline
 
     @property
     def hard_expires_at(self) -> float:
+        """When the lease is revoked locally (hard expiry), on the manager's monotonic clock."""
         return self._hard_deadline
 
     @property
@@ -123,6 +128,7 @@ class ExecutorLease:
 
     @property
     def active(self) -> bool:
+        """True until the lease is released, expires (hard) or is lost."""
         return self._state is LeaseState.ACTIVE
 
     @property
@@ -143,11 +149,14 @@ class ExecutorLease:
     def _closed_error(self) -> LeaseExpiredError:
         if self._state is LeaseState.LOST:
             return LeaseLostError(
-                f"lease {self.lease_id} was lost: the coordinator no longer holds it"
+                f"Executor lease is no longer active: lease {self.lease_id} was lost, "
+                "the coordinator no longer holds it"
             )
         if self._state is LeaseState.RELEASED:
-            return LeaseExpiredError(f"lease {self.lease_id} has been released")
-        return LeaseExpiredError(f"lease {self.lease_id} passed its hard expiry and was revoked")
+            return LeaseExpiredError(f"Executor lease has been released: lease {self.lease_id}")
+        return LeaseExpiredError(
+            f"Executor lease expired and was revoked: lease {self.lease_id} passed its hard expiry"
+        )
 
     def _submit(
         self, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -177,7 +186,7 @@ class ExecutorLease:
         try:
             future = member.executor.submit(fn, *args)
         except BrokenExecutor as exc:
-            member.broken = exc
+            member.mark_broken(exc)
             raise
         member.pending.add(future)
         loop = manager._loop
@@ -209,7 +218,7 @@ class ExecutorLease:
                 raise self._closed_error() from None
             raise asyncio.CancelledError() from None
         except BrokenExecutor as exc:
-            member.broken = exc
+            member.mark_broken(exc)
             raise
 
     # -- lifetime -----------------------------------------------------------

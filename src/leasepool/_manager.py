@@ -15,9 +15,8 @@ import inspect
 import itertools
 import logging
 import secrets
-import threading
 from collections.abc import Awaitable, Callable
-from concurrent.futures import BrokenExecutor, Executor, Future
+from concurrent.futures import BrokenExecutor, Future
 from typing import Any, TypeVar
 
 from leasepool._backends import (
@@ -37,9 +36,11 @@ from leasepool._expiry import ExpiryTimers
 from leasepool._lease import ExecutorLease, LeaseState
 from leasepool._memory import InMemoryCoordinator
 from leasepool._options import (
+    DEFAULT_STOP_TIMEOUT,
     HardExpiryAction,
     check_clock,
     check_hard_expiry_action,
+    check_stop_timeout,
     process_options,
 )
 from leasepool._pool import LocalPool, PoolMember
@@ -47,17 +48,17 @@ from leasepool._process_logging import ProcessLogBridge, ProcessLoggingConfig, l
 from leasepool._renewal import Renewals
 from leasepool._serialization import Serializer
 from leasepool._stats import Counters
+from leasepool._stopping import Drainer, stop_targets
 from leasepool._validation import (
     boolean,
-    non_negative_duration,
+    compat_non_negative_duration,
+    compat_positive_duration,
     optional_str,
     optional_timeout,
-    positive_duration,
     positive_int,
 )
 
 R = TypeVar("R")
-STOP_JOIN_SECONDS = 10.0
 SoftExpiryCallback = Callable[[ExecutorLease], object]
 
 
@@ -95,6 +96,7 @@ class LeasedExecutorManager:
         serializer: Serializer = "pickle",
         prewarm: bool = True,
         max_leases_per_executor: int | None = None,
+        stop_timeout: float = DEFAULT_STOP_TIMEOUT,
         **executor_kwargs: Any,
     ) -> None:
         self._backend = normalize_backend(backend)
@@ -102,16 +104,17 @@ class LeasedExecutorManager:
         self._min_pools = positive_int("min_pools", min_pools)
         if self._min_pools > self._max_pools:
             raise ValueError(
-                f"min_pools ({self._min_pools}) must not exceed max_pools ({self._max_pools})"
+                "min_pools cannot be greater than max_pools: "
+                f"min_pools={self._min_pools}, max_pools={self._max_pools}"
             )
         units = positive_int("units_per_pool", units_per_pool)
         if size_provider is not None and not callable(size_provider):
             raise TypeError(f"size_provider must be callable or None, got {size_provider!r}")
-        self._check_interval = positive_duration("check_interval", check_interval)
-        self._default_lease_seconds = positive_duration(
+        self._check_interval = compat_positive_duration("check_interval", check_interval)
+        self._default_lease_seconds = compat_positive_duration(
             "default_lease_seconds", default_lease_seconds
         )
-        self._grace = non_negative_duration("lease_grace_seconds", lease_grace_seconds)
+        self._grace = compat_non_negative_duration("lease_grace_seconds", lease_grace_seconds)
         workers = positive_int("workers_per_pool", workers_per_pool)
         if not isinstance(name_prefix, str):
             raise TypeError(f"name_prefix must be a str, got {name_prefix!r}")
@@ -133,6 +136,7 @@ class LeasedExecutorManager:
         executor_options = process_options(
             self._backend, serializer, boolean("prewarm", prewarm), executor_kwargs
         )
+        self._stop_timeout = check_stop_timeout(stop_timeout)
         if max_leases_per_executor is not None:
             max_leases_per_executor = positive_int(
                 "max_leases_per_executor", max_leases_per_executor
@@ -151,6 +155,21 @@ class LeasedExecutorManager:
         elif not isinstance(process_logging, ProcessLoggingConfig):
             raise TypeError(
                 f"process_logging must be a ProcessLoggingConfig, got {process_logging!r}"
+            )
+        elif (
+            forward
+            or process_log_level != logging.INFO
+            or process_log_target_logger is not None
+            or clear_process_log_handlers is not True
+        ):
+            raise ValueError(
+                "Pass either process_logging or the forward_process_logs/process_log_* "
+                "arguments, not both."
+            )
+        if process_logging.enabled and self._backend is not ExecutorBackend.PROCESS:
+            raise ValueError(
+                "process log forwarding is only supported for process backend, "
+                f"not backend={self._backend.value!r}"
             )
         self._log_bridge = (
             ProcessLogBridge(process_logging, self._logger)
@@ -197,33 +216,47 @@ class LeasedExecutorManager:
         self._stop_done: asyncio.Future[None] | None = None
         self._check_timer: TimerHandle | None = None
         self._acquiring: dict[asyncio.Task[Any], None] = {}
-        # terminate mode: released leases whose work is still draining.
+        # Released leases whose work is still draining (their slots wait for it).
         self._draining: dict[PoolMember, ExecutorLease] = {}
+        self._drainer = Drainer(
+            pool=self._pool,
+            clock=self._clock,
+            backend=self._backend,
+            counters=self._counters,
+            logger=self._logger,
+            release=self._release_global,
+        )
         self._background: set[asyncio.Task[Any]] = set()
 
     # -- properties (0.1.3) ---------------------------------------------------
 
     @property
     def backend(self) -> ExecutorBackend:
+        """The executor backend: thread, process or interpreter."""
         return self._backend
 
     @property
     def coordinator(self) -> Coordinator:
+        """The coordinator that grants global slots (embedded unless one was given)."""
         return self._coordinator
 
     @property
     def available_count(self) -> int:
+        """Idle executors ready to be leased."""
         return len(self._pool.idle)
 
     @property
     def leased_count(self) -> int:
+        """Executors leased now (including ones draining after release)."""
         return len(self._pool.busy)
 
     @property
     def total_count(self) -> int:
+        """Executors that exist: idle, leased and retiring."""
         return self._pool.total
 
     def desired_executor_count(self) -> int:
+        """How many executors the manager keeps: at least ``min_pools``, at most ``max_pools``."""
         return self._pool.desired()
 
     # -- lifecycle -------------------------------------------------------------
@@ -232,8 +265,8 @@ class LeasedExecutorManager:
         loop = asyncio.get_running_loop()
         if self._loop is not None and loop is not self._loop:
             raise RuntimeError(
-                f"LeasedExecutorManager.{method}() was called from a different event loop "
-                "than the one that started it; use the manager from its own loop"
+                f"LeasedExecutorManager.{method}() must be called from its owning event loop, "
+                "the one that started it; it was called from a different loop"
             )
         return loop
 
@@ -272,7 +305,15 @@ class LeasedExecutorManager:
         )
 
     async def stop(self) -> None:
-        """Stop leasing, release held leases, shut executors down. Does nothing if not started."""
+        """Stop leasing, drain running work, free the global slots, shut executors down.
+
+        New acquires fail from the start. Running work is waited for up to
+        ``stop_timeout`` seconds (or the lease's hard expiry, if sooner); each
+        lease's global slot is released as soon as its work has finished. At the
+        bound, process workers are killed and reaped, then their slots released;
+        thread work cannot be stopped, so its slot stays taken until its hard
+        expiry (see :mod:`leasepool._stopping`). Does nothing if not started.
+        """
         if not self._started:
             return
         loop = self._require_loop("stop")
@@ -284,28 +325,7 @@ class LeasedExecutorManager:
         self._stopping = True
         self._stop_done = loop.create_future()
         try:
-            if self._check_timer is not None:
-                self._check_timer.cancel()
-                self._check_timer = None
-            self._renewals.stop()
-            executors = self._pool.close()
-            for task in list(self._acquiring):
-                task.cancel("leasepool manager stopping")
-            leases = list(self._leases.values())
-            self._leases.clear()
-            self._draining.clear()
-            for lease in leases:
-                lease._state = LeaseState.RELEASED
-            self._timers.cancel_all()
-            await asyncio.gather(
-                *(self._release_global(lease.lease_id) for lease in leases),
-                return_exceptions=True,
-            )
-            if self._background:
-                await asyncio.gather(*self._background, return_exceptions=True)
-            await self._coordinator.close()
-            if self._backend is ExecutorBackend.PROCESS:
-                await self._join_workers(executors)
+            await self._stop_and_drain()
         finally:
             if self._log_bridge is not None:
                 self._log_bridge.stop()
@@ -317,43 +337,49 @@ class LeasedExecutorManager:
                 done.set_result(None)
         self._logger.info("leasepool manager stopped")
 
-    async def _join_workers(self, executors: list[Executor]) -> None:
-        """Give process workers a bounded time to exit before stop() returns.
-
-        Returning while a pool's management thread still runs lets interpreter
-        exit race with it (CPython 3.11 can then print an OSError from
-        ``_python_exit``). Hung work must not hang stop(), hence the bound.
-        """
-        if not executors:
-            return
-        loop = asyncio.get_running_loop()
-        joined: asyncio.Future[None] = loop.create_future()
-
-        def join() -> None:
-            for executor in executors:
-                with contextlib.suppress(Exception):
-                    executor.shutdown(wait=True)
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(
-                    lambda: None if joined.done() else joined.set_result(None)
-                )
-
-        # A daemon thread, unlike asyncio.to_thread, never delays interpreter exit.
-        threading.Thread(target=join, name=f"{self._name_prefix}-stop", daemon=True).start()
-        try:
-            await asyncio.wait_for(asyncio.shield(joined), STOP_JOIN_SECONDS)
-        except TimeoutError:
-            self._logger.warning(
-                "stop(): process workers still running after %.0fs; not waiting longer",
-                STOP_JOIN_SECONDS,
-            )
+    async def _stop_and_drain(self) -> None:
+        if self._check_timer is not None:
+            self._check_timer.cancel()
+            self._check_timer = None
+        self._renewals.stop()
+        for task in list(self._acquiring):
+            task.cancel("leasepool manager stopping")
+        pool = self._pool
+        retiring = list(pool.retiring)
+        idle = list(pool.idle)
+        pool.close()
+        targets = stop_targets(
+            list(self._leases.values()),
+            list(self._draining.items()),
+            list(pool.busy),
+            self._clock.monotonic(),
+            self._stop_timeout,
+        )
+        self._leases.clear()
+        self._draining.clear()
+        self._timers.cancel_all()
+        settled = await self._drainer.settle(targets)
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+        await self._coordinator.close()
+        # Executors whose work is done shut down at once: wait for that. For processes,
+        # also for earlier retirements: returning while a pool's management thread
+        # still runs lets interpreter exit race with it (CPython 3.11 can then print
+        # an OSError). A thread executor retired earlier may be waiting on work that
+        # over-runs its lease: not that one.
+        if self._backend is not ExecutorBackend.PROCESS:
+            retiring = []
+        await self._drainer.join([*retiring, *idle, *settled])
 
     def _running_loop(self, method: str) -> None:
         if not self._started or self._stopping:
             raise LeasePoolNotStartedError(
-                f"{method}() needs a running manager: call await manager.start() first"
-                if not self._started
-                else f"{method}() refused: the manager is stopping"
+                "LeasedExecutorManager is not started: "
+                + (
+                    f"{method}() needs a running manager; call await manager.start() first"
+                    if not self._started
+                    else f"{method}() refused, the manager is stopping"
+                )
             )
         self._require_loop(method)
 
@@ -378,16 +404,14 @@ class LeasedExecutorManager:
         if lease_seconds is None:
             seconds = self._default_lease_seconds
         else:
-            seconds = positive_duration("lease_seconds", lease_seconds)
+            seconds = compat_positive_duration("lease_seconds", lease_seconds)
         if owner is not None and type(owner) is not str:
             optional_str("owner", owner)
         if wait is not True and wait is not False:
             boolean("wait", wait)
         clock = self._clock
-        if timeout is None:
-            deadline = None
-        else:
-            deadline = clock.monotonic() + optional_timeout("timeout", timeout)  # type: ignore[operator]
+        limit = None if timeout is None else optional_timeout("timeout", timeout)
+        deadline = None if limit is None else clock.monotonic() + limit
         counters = self._counters
 
         member = self._pool.take_nowait()
@@ -436,8 +460,12 @@ class LeasedExecutorManager:
             counters.rejections += 1
             waiting = len(pool.waiters)
             raise LeaseUnavailableError(
-                f"no executor free: all {self._max_pools} are leased"
-                + (f" and {waiting} callers are waiting" if waiting else "")
+                "No executor available; "
+                + (
+                    f"{waiting} callers are already waiting (first in, first out)"
+                    if waiting
+                    else f"max_pools={self._max_pools} reached"
+                )
             )
         counters.waits += 1
         try:
@@ -447,7 +475,7 @@ class LeasedExecutorManager:
             raise
         if self._stopping or not self._started:
             pool.give_back(member)
-            raise LeasePoolNotStartedError("the manager is stopping")
+            raise LeasePoolNotStartedError("LeasedExecutorManager is not started: it is stopping")
         return member
 
     async def _acquire_global(
@@ -459,7 +487,7 @@ class LeasedExecutorManager:
         if wait and task is not None:
             self._acquiring[task] = None
         try:
-            return await self._coordinator.acquire(request, wait=wait, deadline=deadline)
+            grant = await self._coordinator.acquire(request, wait=wait, deadline=deadline)
         except BaseException as exc:
             self._pool.put_back_unused(member)
             if isinstance(exc, LeaseUnavailableError):
@@ -468,11 +496,19 @@ class LeasedExecutorManager:
                 counters.timeouts += 1
             elif isinstance(exc, asyncio.CancelledError) and self._stopping and task is not None:
                 task.uncancel()
-                raise LeasePoolNotStartedError("the manager stopped while waiting") from None
+                raise LeasePoolNotStartedError(
+                    "LeasedExecutorManager is not started: it stopped while this caller waited"
+                ) from None
             raise
         finally:
             if task is not None:
                 self._acquiring.pop(task, None)
+        if self._stopping or not self._started:
+            # Granted just as stop() began: stop() never saw this lease, so it goes back.
+            self._pool.put_back_unused(member)
+            await self._release_global(request.lease_id)
+            raise LeasePoolNotStartedError("the manager stopped while waiting")
+        return grant
 
     async def release(self, lease_id: str) -> ReleaseOutcome:
         """Release a lease by id. Idempotent: an unknown id returns ``UNKNOWN``."""
@@ -512,9 +548,10 @@ class LeasedExecutorManager:
             # Draining: the executor and the global slot stay taken until the
             # work submitted through this lease has finished.
             member.when_drained(lambda: self._drained(lease))
+            # Known by stop(), which must not free this slot before the work ends either.
+            self._draining[member] = lease
             if self._hard_expiry_action == "terminate":
                 # Draining is bounded too: what still runs at the hard expiry is killed.
-                self._draining[member] = lease
                 self._clock.call_at(
                     lease._hard_deadline, lambda: self._drain_deadline(member, lease)
                 )
@@ -574,7 +611,7 @@ class LeasedExecutorManager:
         try:
             future = member.executor.submit(fn, *args, **kwargs)
         except BrokenExecutor as exc:
-            member.broken = exc
+            member.mark_broken(exc)
             raise
         member.pending.add(future)
         future.add_done_callback(member.finished_in_thread)

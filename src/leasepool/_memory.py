@@ -91,13 +91,16 @@ class InMemoryCoordinator(Coordinator):
 
     @property
     def pool(self) -> str:
+        """The pool name shown in stats and status."""
         return self._pool
 
     @property
     def capacity(self) -> int | None:
+        """The number of slots, or None for unbounded."""
         return self._capacity
 
     async def start(self, *, clock: Clock, on_lost: LostCallback) -> None:
+        """Bind to the manager's clock and loss callback; no I/O."""
         if self._starts == 0:
             self._clock = clock
             self._waiters = HandoffQueue(clock, self._on_orphan_grant)
@@ -105,6 +108,7 @@ class InMemoryCoordinator(Coordinator):
         self._lost_callbacks.append(on_lost)
 
     async def close(self) -> None:
+        """Undo one :meth:`start`."""
         if self._starts == 0:
             return
         self._starts -= 1
@@ -175,6 +179,7 @@ class InMemoryCoordinator(Coordinator):
         return self._record(lease_id, owner, lease_seconds, grace_seconds, now)
 
     async def acquire(self, request: GrantRequest, *, wait: bool, deadline: float | None) -> Grant:
+        """Grant a slot, waiting first in, first out when full (see :meth:`Coordinator.acquire`)."""
         waiters = self._waiters
         assert waiters is not None, "start() first"
         if not waiters.queue and self._has_room():
@@ -234,9 +239,11 @@ class InMemoryCoordinator(Coordinator):
     # -- holding ----------------------------------------------------------
 
     async def release(self, lease_id: str) -> ReleaseOutcome:
+        """Free the slot, as :meth:`release_nowait`. Idempotent."""
         return self.release_nowait(lease_id)
 
     def release_nowait(self, lease_id: str) -> ReleaseOutcome:
+        """:meth:`release` without awaiting (the embedded coordinator needs no I/O)."""
         slot = self._slots.pop(lease_id, None)
         if slot is None:
             return ReleaseOutcome.UNKNOWN
@@ -247,6 +254,7 @@ class InMemoryCoordinator(Coordinator):
         return ReleaseOutcome.RELEASED
 
     async def renew(self, renewals: Mapping[str, float]) -> dict[str, Grant | None]:
+        """Extend held leases: id -> new grant, or None for an id no longer held. Never shortens."""
         now = self._clock.monotonic()
         result: dict[str, Grant | None] = {}
         for lease_id, seconds in renewals.items():
@@ -263,6 +271,7 @@ class InMemoryCoordinator(Coordinator):
         return result
 
     async def revoke(self, lease_id: str) -> bool:
+        """Remove a lease by id (an operator action). True if it was live."""
         slot = self._slots.pop(lease_id, None)
         if slot is None:
             return False
@@ -272,12 +281,14 @@ class InMemoryCoordinator(Coordinator):
         return True
 
     async def set_capacity(self, capacity: int) -> None:
+        """Change the capacity; shrinking never revokes a live lease."""
         self._capacity = positive_int("capacity", capacity)
         self._expiry_heap = [(s.hard_deadline, i) for i, s in self._slots.items()]
         heapq.heapify(self._expiry_heap)
         self._dispatch()
 
     async def status(self) -> PoolStatus:
+        """The pool's capacity, live leases and waiting callers, from memory."""
         now = self._clock.monotonic()
         self._reclaim_expired(now)
         wall_ms = time.time_ns() // 1_000_000
@@ -303,6 +314,7 @@ class InMemoryCoordinator(Coordinator):
         return PoolStatus(self._pool, self._capacity, leases, len(self._waiters or ()), wall_ms)
 
     def statistics(self) -> dict[str, object]:
+        """Counters for ``manager.stats()["coordinator"]``; no I/O."""
         return {
             "kind": "memory",
             "pool": self._pool,

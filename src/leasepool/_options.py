@@ -8,9 +8,17 @@ from typing import Any, Literal
 from leasepool._backends import ExecutorBackend, ExecutorOptions
 from leasepool._clock import Clock
 from leasepool._serialization import validate_serializer
-from leasepool._validation import positive_int
+from leasepool._validation import non_negative_duration, positive_int
 
 HardExpiryAction = Literal["reject", "terminate"]
+
+DEFAULT_STOP_TIMEOUT = 30.0
+"""Seconds ``stop()`` waits for running work before it kills process workers."""
+
+
+def check_stop_timeout(value: object) -> float:
+    """``stop_timeout``: a finite number of seconds >= 0 (0: do not wait for running work)."""
+    return non_negative_duration("stop_timeout", value)
 
 
 def check_clock(clock: object) -> Clock | None:

@@ -11,6 +11,14 @@ All three count against ``max_pools``. Counting ``retiring`` is what keeps the
 number of live workers within ``max_pools * workers_per_pool`` even while a
 broken, expired or terminated executor is still winding down.
 
+A broken executor leaves ``busy`` for ``retiring`` as soon as the break is
+seen, even while its lease is still held: it never counts as leased, and its
+replacement is made once its workers are gone. ``close()`` retires the idle
+executors only; the busy ones are the manager's, which drains their work first
+(see :mod:`leasepool._stopping`). No executor is ever shut down without a
+retirement, because a retirement snapshots the worker processes before the
+shutdown forgets them and then waits until they are reaped.
+
 Every method runs on the event loop thread; worker threads only ever reach the
 pool through ``loop.call_soon_threadsafe``.
 """
@@ -48,6 +56,7 @@ class PoolMember:
         "_loop",
         "_on_drained",
         "broken",
+        "broken_hook",
         "executor",
         "gone",
         "leases_served",
@@ -69,6 +78,8 @@ class PoolMember:
         self._lock = threading.Lock()
         self._loop = loop
         self._on_drained: Callable[[], None] | None = None
+        # Set by the pool: told (on the loop) the first time this executor is seen broken.
+        self.broken_hook: Callable[[PoolMember], None] | None = None
 
     # ``pending`` is only changed with single set operations, which are atomic;
     # ``_lock`` guards the check-then-take of the drained callback.
@@ -97,7 +108,17 @@ class PoolMember:
         if self.broken is None and not future.cancelled():
             exc = future.exception()
             if isinstance(exc, BrokenExecutor):
-                self.broken = exc
+                self.mark_broken(exc)
+
+    def mark_broken(self, error: BaseException) -> None:
+        """Record that the executor is broken; from any thread. The pool retires it soon."""
+        if self.broken is not None:
+            return
+        self.broken = error
+        hook = self.broken_hook
+        if hook is not None:
+            with contextlib.suppress(RuntimeError):  # loop closed: nothing to retire for
+                self._loop.call_soon_threadsafe(hook, self)
 
     def when_drained(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` on the loop once no submitted work is pending (now, if none is)."""
@@ -152,6 +173,8 @@ class LocalPool:
         self.idle: deque[PoolMember] = deque()
         self.busy: set[PoolMember] = set()
         self.retiring: set[PoolMember] = set()
+        # Resolved (on the loop) once a retiring member's workers are gone.
+        self._gone: dict[PoolMember, asyncio.Future[None]] = {}
         self.waiters: HandoffQueue[PoolMember, None] = HandoffQueue(clock, self.give_back)
         self._seq = 0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -182,6 +205,12 @@ class LocalPool:
         # A retirement that finished after the previous loop closed could not
         # report back; its flag still says the workers are gone.
         self.retiring = {member for member in self.retiring if not member.gone}
+        # Futures of an earlier loop cannot be awaited on this one.
+        self._gone = {
+            member: future
+            for member, future in self._gone.items()
+            if member in self.retiring and future.get_loop() is loop
+        }
         self.refill()
 
     def refill(self) -> None:
@@ -217,6 +246,7 @@ class LocalPool:
             options=self._executor_options,
         )
         member = PoolMember(executor, self._seq, self._loop)
+        member.broken_hook = self._broke_in_use
         if hasattr(executor, "on_broken"):  # process backend: hear of dead workers at once
             loop = self._loop
 
@@ -246,16 +276,17 @@ class LocalPool:
 
     async def take(self, deadline: float | None) -> PoolMember:
         if self._closed:
-            raise LeasePoolNotStartedError("the manager is stopping")
-        return await self.waiters.wait(deadline, "timed out waiting for a free executor", None)
+            raise LeasePoolNotStartedError("LeasedExecutorManager is not started: it is stopping")
+        return await self.waiters.wait(
+            deadline, "Timed out waiting for an executor: none was freed in time", None
+        )
 
     def give_back(self, member: PoolMember) -> None:
         """A member whose lease ended and whose work has drained."""
         if member not in self.busy:
             return
         if self._closed:
-            self.busy.discard(member)
-            member.executor.shutdown(wait=False, cancel_futures=True)
+            self.retire(member, "stopped")
             return
         if member.broken is not None:
             self.retire(member, "broken")
@@ -281,14 +312,20 @@ class LocalPool:
         reason: str,
         kill: Callable[[Executor], object] | None = None,
     ) -> None:
-        """Shut ``member`` down; it keeps counting until its workers are gone."""
+        """Shut ``member`` down; it keeps counting until its workers are gone.
+
+        ``reason="stopped"`` (the manager is stopping) is not counted in ``retirements``.
+        """
         self.busy.discard(member)
         with contextlib.suppress(ValueError):
             self.idle.remove(member)
-        if member in self.retiring:
+        if member in self.retiring or member.gone:
             return
         self.retiring.add(member)
-        self._counters.retire(reason)
+        if self._loop is not None:
+            self._gone[member] = self._loop.create_future()
+        if reason != "stopped":
+            self._counters.retire(reason)
         self._logger.log(
             logging.WARNING if reason in ("broken", "terminated") else logging.DEBUG,
             "retiring executor seq=%s reason=%s%s",
@@ -296,7 +333,6 @@ class LocalPool:
             reason,
             f" error={member.broken!r}" if member.broken is not None else "",
         )
-        loop = self._loop
 
         def shut_down() -> None:
             try:
@@ -306,6 +342,8 @@ class LocalPool:
                 self._logger.exception("error shutting down executor seq=%s", member.seq)
             finally:
                 member.gone = True
+                # The loop of now: the manager may have been restarted on another one.
+                loop = self._loop
                 if loop is not None:
                     with contextlib.suppress(RuntimeError):
                         loop.call_soon_threadsafe(self._retired, member)
@@ -317,7 +355,27 @@ class LocalPool:
 
     def _retired(self, member: PoolMember) -> None:
         self.retiring.discard(member)
+        future = self._gone.pop(member, None)
+        if future is not None and not future.done():
+            with contextlib.suppress(RuntimeError):  # a future of an earlier, closed loop
+                future.set_result(None)
         self.refill()
+
+    async def wait_gone(self, members: list[PoolMember], within: float) -> bool:
+        """Wait (real time, at most ``within`` s) until ``members``' workers are gone.
+
+        True when every one of them is gone, or was never retired on this loop.
+        """
+        loop = asyncio.get_running_loop()
+        futures = [
+            future
+            for member in members
+            if (future := self._gone.get(member)) is not None and future.get_loop() is loop
+        ]
+        if not futures:
+            return all(member.gone or member not in self.retiring for member in members)
+        _, pending = await asyncio.wait(futures, timeout=within)
+        return not pending
 
     def put_back_unused(self, member: PoolMember) -> None:
         """An executor taken for an acquire that then failed (e.g. no global slot).
@@ -337,7 +395,7 @@ class LocalPool:
         self.idle.appendleft(member)
 
     def _broke(self, member: PoolMember, error: BaseException) -> None:
-        """A worker process died: an idle executor is retired now, a leased one when freed.
+        """A worker process died: the executor is retired now, unless it never served a lease.
 
         Only an executor that has served a lease is replaced while idle: one that broke
         before its first lease (a failing ``initializer``, say) would break again at once,
@@ -349,19 +407,32 @@ class LocalPool:
         self._logger.warning("executor seq=%s is broken: %s", member.seq, error)
         if member in self.idle and member.leases_served and not self._closed:
             self.retire(member, "broken")
+        else:
+            self._broke_in_use(member)
+
+    def _broke_in_use(self, member: PoolMember) -> None:
+        """A leased (or draining) executor broke: retire it now, as 0.1.3 did.
+
+        Its lease, if still held, keeps its global slot; its work gets the executor's
+        error, and the executor no longer counts as leased. Once its workers are gone
+        the pool makes a replacement.
+        """
+        if member in self.busy and not self._closed:
+            self.retire(member, "broken")
 
     # -- shutdown ---------------------------------------------------------
 
-    def close(self) -> list[Executor]:
-        """Stop leasing: fail waiters and shut every executor down without blocking.
+    def close(self) -> None:
+        """Stop leasing: fail waiters and retire the idle executors.
 
-        Returns the executors, so the caller may wait (bounded) for their workers.
+        Busy executors stay: the manager drains their work, then retires them
+        (killing process workers that still run at its bound). Never
+        ``shutdown(wait=False)`` here: it would drop the executor's process
+        table, so the workers could neither be killed nor waited for.
         """
         self._closed = True
-        self.waiters.fail_all(lambda: LeasePoolNotStartedError("the manager is stopping"))
-        members = [*self.idle, *self.busy]
-        self.idle.clear()
-        self.busy.clear()
-        for member in members:
-            member.executor.shutdown(wait=False, cancel_futures=True)
-        return [member.executor for member in members]
+        self.waiters.fail_all(
+            lambda: LeasePoolNotStartedError("LeasedExecutorManager is not started: it is stopping")
+        )
+        while self.idle:
+            self.retire(self.idle.popleft(), "stopped")

@@ -35,14 +35,14 @@ class ProcessLoggingConfig:
 
 def log_level(value: object, name: str = "process_log_level") -> int:
     if isinstance(value, bool):
-        raise ValueError(f"{name} must be a logging level, got {value!r}")
+        raise ValueError(f"Invalid logging level: {value!r} ({name} must be a level name or int)")
     if isinstance(value, int):
         return value
     if isinstance(value, str):
         resolved = logging.getLevelName(value.strip().upper())
         if isinstance(resolved, int):
             return resolved
-    raise ValueError(f"{name} must be a logging level name or number, got {value!r}")
+    raise ValueError(f"Invalid logging level: {value!r} ({name} must be a level name or int)")
 
 
 class _ForwardToLogger(logging.Handler):

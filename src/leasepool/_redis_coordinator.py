@@ -32,10 +32,16 @@ off the latency path): the claim writes the lease hash and moves the expiry to
 the full hard expiry. A grant to a waiter that has gone away is so reclaimed
 within the claim window: a dead process never claims; a waiter that timed out
 or was cancelled releases its ticket (or the grant that raced it) at once.
-Until its claim is confirmed a handed-off grant is guarded locally: if no
-confirmation arrives by the local image of the claim deadline, the lease is
-reported lost (``on_lost``) and released, so the holder never uses it longer
-than Redis counts it.
+A handed-off grant is given to its waiter only from the claim's reply, timed
+from the claim call: a ``grant`` message may be read long after it was sent
+(a stalled loop), so it never activates a lease by itself; a claim made after
+the claim deadline finds the grant gone and the waiter queues again.
+
+Bounds. ``acquire`` with a timeout, ``wait=False`` or ``timeout=0`` is cut off
+at ``max(deadline, now + nowait_timeout)`` whatever Redis does; a heartbeat at
+``max(2 s, nowait_timeout)``. Replies are parsed by :mod:`leasepool._redis_replies`:
+a reply that cannot be read fails the calls it answered, never a batch loop.
+Deadlines come from :mod:`leasepool._redis_deadlines` (conservative to the µs).
 
 Heartbeats. A waiting process marks itself alive in the pool's ``waiters``
 set (coordinator id -> until when), once per ``recheck_interval`` and at each
@@ -80,7 +86,7 @@ import os
 import re
 import secrets
 import socket
-from collections.abc import Awaitable, Callable, Container, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -95,21 +101,25 @@ from leasepool._coordinator import (
 )
 from leasepool._errors import (
     CoordinatorStateError,
+    CoordinatorUnavailableError,
     LeasePoolError,
     LeasePoolNotStartedError,
     LeaseUnavailableError,
 )
 from leasepool._redis_admin import DEFAULT_RECLAIM_BATCH, read_status, script_config
+from leasepool._redis_deadlines import grant_deadlines, local_deadline, passed_by
 from leasepool._redis_errors import REDIS_ERRORS, is_wrongtype, translate
 from leasepool._redis_keys import DEFAULT_PREFIX, PoolKeys, check_lease_id
 from leasepool._redis_lane import Lane, LaneBrokenError, lanes_supported
+from leasepool._redis_replies import OwnGrant, ReplyError, ints, own_grants, split
 from leasepool._redis_scripts import Scripts
 from leasepool._redis_subscriber import Subscription, subscribe
 from leasepool._redis_url import check_url, describe_client, redact_url, url_password
-from leasepool._redis_waiters import AcquireItem, CallQueue, ReleaseItem, State
+from leasepool._redis_waiters import AcquireItem, Bound, CallQueue, ReleaseItem, State
 from leasepool._validation import (
     ArgumentTypeError,
     boolean,
+    capacity_value,
     finite_number,
     non_negative_duration,
     positive_duration,
@@ -127,6 +137,12 @@ _CLOSE_TIMEOUT = 5.0
 _MIN_RETRY_GAP = 0.01
 _EXPIRY_SLACK = 0.002
 _CLAIM_RETRY = 0.1
+_PRIVATE_CHANNEL = "LEASEPOOL_PRIVATE_CHANNEL"
+"""Set to 1: experimental per-process channel (see RedisCoordinator.__init__)."""
+_BEAT_TIMEOUT = 2.0
+_KEEP_INTERVAL = 30.0
+"""Seconds between TTL renewals of the waiting keys (under the scripts' 60 s SLACK)."""
+"""A heartbeat with no reply within this (or nowait_timeout, if longer) fails the waiters."""
 _BATCH_LIMIT = 500
 """Requests per acquire or release call, at most."""
 _HEARTBEAT_IDS = 1000
@@ -145,37 +161,6 @@ _PID = [os.getpid()]
 """This process's id, kept up to date across fork (os.getpid() is a system call)."""
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=lambda: _PID.__setitem__(0, os.getpid()))
-
-
-def local_deadline(t_anchor: float, s_anchor: int, server_ms: int, drift: float) -> float:
-    """The local time by which this host must stop believing in server instant ``server_ms``.
-
-    ``(t_anchor, s_anchor)`` is an *anchor*: ``t_anchor`` is the local
-    monotonic time at which this process sent a request, and ``s_anchor`` the
-    server time (``TIME``, ms) that the request's script saw. The script ran
-    after the request was sent, so the server instant ``s_anchor`` happened at
-    local time ``T(s_anchor) >= t_anchor``.
-
-    Clock rates differ by at most ``drift`` (a fraction): ``d`` server
-    milliseconds last at least ``d * (1 - drift)`` local milliseconds. Any
-    server instant ``S >= s_anchor`` therefore happens at local time
-    ``T(S) >= T(s_anchor) + (S - s_anchor) * (1 - drift) >= t_anchor + (S -
-    s_anchor) * (1 - drift)``, which is what this returns (in seconds). For an
-    ``S`` before the anchor the same reasoning gives ``t_anchor - (s_anchor - S)
-    * (1 + drift)``. Either way the result is never later than the moment the
-    server reaches ``S``: a host that revokes a lease locally at
-    ``local_deadline(..., hard_ms, ...)`` has stopped before Redis stops
-    counting it, whatever the delays in between.
-
-    This is why a grant handed to our waiter by *another* process's release is
-    safe: our process did not send the request that created it, but any of
-    our own earlier round trips is an anchor (we keep the most recent: the
-    enqueue of the ticket, a heartbeat, any other call), and ``hard_ms`` is an
-    absolute server time. For a grant in the reply to our own request the
-    anchor is that request itself.
-    """
-    delta = server_ms - s_anchor
-    return t_anchor + delta / 1000 * ((1 - drift) if delta >= 0 else (1 + drift))
 
 
 @dataclass(slots=True)
@@ -266,11 +251,21 @@ class RedisCoordinator(Coordinator):
       three intervals after a heartbeat; a dead process's tickets are dropped
       after that.
     * ``claim_window`` (5.0 s, 0.1 to 60): how long a slot handed to a waiter
-      in another process counts before that process confirms it. A grant to a
-      dead process is reclaimed after this long (by the next waiting process's
-      heartbeat, so within ``claim_window`` plus a ``recheck_interval``).
+      in another process counts before that process confirms it (the waiter
+      gets the slot only once confirmed). A grant to a dead process is
+      reclaimed after this long (by the next waiting process's heartbeat, so
+      within ``claim_window`` plus a ``recheck_interval``).
     * ``record_margin`` (60.0 s): how long a lease's hash outlives its hard
       expiry, so a late ``release`` can still tell "expired" from "unknown".
+    * ``nowait_timeout`` (0.5 s, 0.01 to 60): how long an ``acquire`` may wait for
+      Redis's answer when the caller gave no longer bound: ``wait=False`` and
+      ``timeout=0`` answer within it (a hung Redis: ``CoordinatorUnavailableError``,
+      or ``TimeoutError`` for a timeout), and ``acquire(timeout=t)`` returns within
+      ``max(t, nowait_timeout)``, every Redis call included. Queued waiters learn
+      that Redis hangs within ``recheck_interval`` plus ``max(2 s, nowait_timeout)``.
+
+    ``capacity`` is an integer from 0 to 1,000,000; 0 means paused (nothing is
+    granted, waiters wait, ``wait=False`` is refused saying so).
     """
 
     def __init__(
@@ -286,10 +281,11 @@ class RedisCoordinator(Coordinator):
         recheck_interval: float = 5.0,
         claim_window: float = 5.0,
         record_margin: float = 60.0,
+        nowait_timeout: float = 0.5,
     ) -> None:
         self._client = _check_client(client)
         self._keys = PoolKeys.of(pool, key_prefix)
-        self._capacity = positive_int("capacity", capacity)
+        self._capacity = capacity_value("capacity", capacity)
         self._fair = boolean("fair", fair)
         drift = finite_number("clock_drift", clock_drift)
         if not 0 <= drift < 0.5:
@@ -304,12 +300,19 @@ class RedisCoordinator(Coordinator):
         if self._margin_ms > _MAX_LEASE_MS:
             raise ValueError(f"record_margin is too large, got {record_margin!r}")
         self._ticket_ms = round(self._recheck * 3000)
+        self._nowait = _duration_in("nowait_timeout", nowait_timeout, 0.01, 60.0)
         self._scripts = Scripts.register(client)
         self._owns_client = False
         self._target = describe_client(client)
         self._hidden: tuple[str | None, ...] = (self._client_password(),)
         self._host = socket.gethostname().replace("|", "_")
-        self._origin = secrets.token_hex(6)
+        # '+' would make this process listen on a channel of its own, so that a grant
+        # nobody receives there is not made (lua/_shared.lua): a killed waiter would cost
+        # no claim window. Off until the shared subscriber survives two channels per
+        # coordinator (its restart chain can leave a task running at close).
+        private = os.environ.get(_PRIVATE_CHANNEL) == "1"
+        private = private and not hasattr(client, "nodes_manager")
+        self._origin = secrets.token_hex(6) + ("+" if private else "")
         self._config: tuple[int, str] | None = None
         self._fixed = list(self._keys.fixed)
         self._lease_prefix = self._keys.lease("")
@@ -325,8 +328,8 @@ class RedisCoordinator(Coordinator):
         self._waiting: dict[str, AcquireItem] = {}
         """This process's waiters, in arrival order."""
         self._held: dict[str, _Held] = {}
-        self._unclaimed: dict[str, TimerHandle] = {}
-        """Grants handed to our waiters whose claim is not confirmed: id -> claim deadline."""
+        self._unclaimed: dict[str, None] = {}
+        """Grants handed to our waiters, to claim before the waiter gets them."""
         self._acquires: CallQueue[AcquireItem] = CallQueue(
             self._send_acquires, self._spawn, _BATCH_LIMIT
         )
@@ -344,6 +347,10 @@ class RedisCoordinator(Coordinator):
         self._expiry_at: float | None = None
         self._background: set[asyncio.Task[Any]] = set()
         self._subscription: Subscription | None = None
+        self._private: Subscription | None = None
+        """Our own channel (origins ending in '+', see lua/_shared.lua)."""
+        self._ever_queued = False
+        self._keep_at = 0.0
         self._stored_capacity: int | None = None
         self._pool_queued: int | None = None
         self._counters = {
@@ -377,6 +384,7 @@ class RedisCoordinator(Coordinator):
         recheck_interval: float = 5.0,
         claim_window: float = 5.0,
         record_margin: float = 60.0,
+        nowait_timeout: float = 0.5,
         **client_kwargs: Any,
     ) -> RedisCoordinator:
         """A coordinator with its own client for ``url`` (closed by the last :meth:`close`).
@@ -391,7 +399,7 @@ class RedisCoordinator(Coordinator):
         url = check_url(url)
         # Validate everything else before a client exists.
         PoolKeys.of(pool, key_prefix)
-        positive_int("capacity", capacity)
+        capacity_value("capacity", capacity)
         boolean("fair", fair)
         client = Redis.from_url(url, **_default_client_kwargs(dict(client_kwargs)))
         coordinator = cls(
@@ -405,11 +413,38 @@ class RedisCoordinator(Coordinator):
             recheck_interval=recheck_interval,
             claim_window=claim_window,
             record_margin=record_margin,
+            nowait_timeout=nowait_timeout,
         )
         coordinator._owns_client = True
         coordinator._target = redact_url(url)
         coordinator._hidden = (url_password(url), coordinator._client_password())
         return coordinator
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **kwargs: Any) -> RedisCoordinator:
+        """A coordinator configured from ``LEASEPOOL_*`` environment variables.
+
+        Reads ``LEASEPOOL_REDIS_URL`` (required), ``LEASEPOOL_POOL``,
+        ``LEASEPOOL_CAPACITY``, ``LEASEPOOL_KEY_PREFIX`` and ``LEASEPOOL_FAIR`` from
+        ``environ`` (default ``os.environ``) through ``LeasePoolSettings``. Keyword
+        arguments named ``pool``, ``capacity``, ``key_prefix`` or ``fair`` are defaults
+        for unset variables; the others go to :meth:`from_url`. A malformed variable
+        raises ``ValueError`` naming it.
+        """
+        from leasepool._settings import LeasePoolSettings
+
+        names = ("pool", "capacity", "key_prefix", "fair")
+        settings = LeasePoolSettings.from_env(
+            environ, **{k: kwargs.pop(k) for k in names if k in kwargs}
+        )
+        return cls.from_url(
+            settings.require_url(),
+            pool=settings.pool,
+            capacity=settings.capacity,
+            key_prefix=settings.key_prefix,
+            fair=settings.fair,
+            **kwargs,
+        )
 
     def _client_password(self) -> str | None:
         pool = getattr(self._client, "connection_pool", None)
@@ -427,6 +462,7 @@ class RedisCoordinator(Coordinator):
 
     @property
     def pool(self) -> str:
+        """The pool name: processes with the same name and key prefix share one capacity."""
         return self._keys.pool
 
     @property
@@ -436,10 +472,12 @@ class RedisCoordinator(Coordinator):
 
     @property
     def client(self) -> Any:
+        """The ``redis.asyncio`` client this coordinator talks through."""
         return self._client
 
     @property
     def fair(self) -> bool:
+        """True: no acquire is granted while others are queued (strict FIFO)."""
         return self._fair
 
     @property
@@ -537,16 +575,27 @@ class RedisCoordinator(Coordinator):
             self._anchor = (t_sent, now_ms)
 
     def _to_grant(
-        self, lease_id: str, t_sent: float, token: int, now_ms: int, soft_ms: int, hard_ms: int
+        self,
+        lease_id: str,
+        t_sent: float,
+        token: int,
+        now_ms: int,
+        soft_ms: int,
+        hard_ms: int,
+        *,
+        hold: bool = True,
     ) -> Grant:
-        hard = local_deadline(t_sent, now_ms, hard_ms, self._drift)
-        soft = t_sent + (soft_ms - now_ms) / 1000
-        if soft > hard:
-            soft = hard
+        """The grant, timed from the anchor ``(t_sent, now_ms)``; noted as held.
+
+        ``hold=False`` (a renewal): only a lease still held is updated, so a reply that
+        arrives after the release never puts its entry back.
+        """
+        soft, hard = grant_deadlines(t_sent, now_ms, soft_ms, hard_ms, self._drift)
         held = self._held.get(lease_id)
         if held is not None and held.token == token:
             soft, hard = max(soft, held.soft), max(hard, held.hard)
-        self._held[lease_id] = _Held(token, soft, hard)
+        if hold or held is not None:
+            self._held[lease_id] = _Held(token, soft, hard)
         return Grant(lease_id, token, soft, hard)
 
     def _lease_key(self, lease_id: str) -> str:
@@ -555,6 +604,11 @@ class RedisCoordinator(Coordinator):
     # -- lifecycle -------------------------------------------------------------
 
     async def start(self, *, clock: Clock, on_lost: LostCallback) -> None:
+        """Load the scripts, create the pool if it is new, and listen to its events.
+
+        Raises :class:`CoordinatorUnavailableError` when Redis cannot be reached or
+        refuses, :class:`CoordinatorStateError` when the pool's keys are damaged.
+        """
         loop = asyncio.get_running_loop()
         if self._starts:
             if loop is not self._loop:
@@ -599,11 +653,18 @@ class RedisCoordinator(Coordinator):
                 with contextlib.suppress(*REDIS_ERRORS):
                     await lane.connect()
         self._subscription = subscribe(self._client, k.events, self._on_event)
+        if self._origin.endswith("+"):
+            self._private = subscribe(self._client, k.base + ":o:" + self._origin, self._on_event)
         self._starts = 1
         self._lost_callbacks.append(on_lost)
         await self._subscription.wait_ready(_READY_TIMEOUT)
+        if self._private is not None:
+            await self._private.wait_ready(_READY_TIMEOUT)
 
     async def close(self) -> None:
+        """Undo one :meth:`start`; the last one stops listening and closes the client if
+        this coordinator owns it (:meth:`from_url`).
+        """
         if self._starts == 0:
             return
         self._starts -= 1
@@ -625,19 +686,21 @@ class RedisCoordinator(Coordinator):
                 item.state = State.DONE
             self._fail(item, closed)
         self._waiting.clear()
-        for lease_id, timer in list(self._unclaimed.items()):
-            timer.cancel()
-            leaving.append(lease_id)
+        leaving += [lease_id for lease_id in self._unclaimed if lease_id not in leaving]
         self._unclaimed.clear()
         for lease_id in leaving:
             self._spawn(self._release_quietly(lease_id, tomb=True))
-        subscription, self._subscription = self._subscription, None
-        if subscription is not None:
-            await subscription.close()
+        subscriptions = (self._subscription, self._private)
+        self._subscription = self._private = None
+        for subscription in subscriptions:
+            if subscription is not None:
+                await subscription.close()
         for _ in range(3):
             if not self._background:
                 break
             await asyncio.wait(set(self._background), timeout=_CLOSE_TIMEOUT)
+        if self._ever_queued:
+            await self._leave_waiters()
         if self._sync_task is not None:
             self._sync_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -650,6 +713,14 @@ class RedisCoordinator(Coordinator):
         if self._owns_client:
             with contextlib.suppress(*REDIS_ERRORS):
                 await self._client.aclose()
+
+    async def _leave_waiters(self) -> None:
+        """Take this process out of the pool's waiting processes (its tickets are gone)."""
+        self._ever_queued = False
+        try:
+            await asyncio.wait_for(self._client.zrem(self._keys.waiters, self._origin), 2.0)
+        except (*REDIS_ERRORS, TimeoutError) as exc:  # type: ignore[misc]
+            log.debug("pool %r: could not remove this process's waiter entry: %s", self.pool, exc)
 
     # -- acquiring -------------------------------------------------------------
 
@@ -669,6 +740,11 @@ class RedisCoordinator(Coordinator):
         return AcquireItem(request, self._lease_prefix + lease_id, arg, wait, deadline, future)
 
     async def acquire(self, request: GrantRequest, *, wait: bool, deadline: float | None) -> Grant:
+        """Grant a global slot (see :meth:`Coordinator.acquire`).
+
+        One script call; with ``wait=True`` a ticket queues in Redis and a freed slot
+        is handed to it directly by the script that frees it.
+        """
         self._require_started()
         item = self._item(request, wait, deadline)
         if not wait and self._waiting:
@@ -678,21 +754,57 @@ class RedisCoordinator(Coordinator):
             )
         if wait:
             self._waiting[item.lease_id] = item
+        bound = self._bound(item, wait, deadline)
         try:
             await self._acquires.submit(item)
             return await item.future
         except BaseException as exc:
             self._leave(item)
+            if bound is not None and bound.fired and isinstance(exc, asyncio.CancelledError):
+                late = self._out_of_time(bound, wait)
+                if late is None:
+                    raise  # cancelled from outside as well
+                raise late from None
             if isinstance(exc, TimeoutError):
                 self._counters["timeouts"] += 1
             raise
         finally:
             item.stop_timer()
+            if bound is not None:
+                bound.cancel()
+
+    def _bound(self, item: AcquireItem, wait: bool, deadline: float | None) -> Bound | None:
+        """Cut the whole acquire off at ``max(deadline, now + nowait_timeout)`` (none
+        when the caller waits without a deadline): a hung Redis cannot stretch it."""
+        if wait and deadline is None:
+            return None
+        limit = self._clock.monotonic() + self._nowait
+        if deadline is not None and deadline > limit:
+            limit = deadline
+        task = asyncio.current_task()
+        assert task is not None
+        return Bound(self._clock, limit, task, item)
+
+    def _out_of_time(self, bound: Bound, wait: bool) -> BaseException | None:
+        task = asyncio.current_task()
+        if task is not None and task.uncancel() > 0:
+            return None
+        if wait:
+            self._counters["timeouts"] += 1
+            return TimeoutError(
+                f"timed out waiting for a slot in pool {self.pool!r}"
+                + ("" if bound.answered else f" (no reply from Redis at {self._target})")
+            )
+        return CoordinatorUnavailableError(
+            f"{self._acquire_action}: no reply from Redis at {self._target} within"
+            f" {self._nowait} s (nowait_timeout)"
+        )
 
     def _leave(self, item: AcquireItem) -> None:
         """The caller of ``item`` is gone (error, timeout, cancellation): leave nothing behind."""
         if self._waiting.get(item.lease_id) is item:
             del self._waiting[item.lease_id]
+        self._unclaimed.pop(item.lease_id, None)  # (a hand-off to it is released below)
         future = item.future
         if future.done() and not future.cancelled() and future.exception() is None:
             self._orphan(item.lease_id)  # granted, but nobody took the grant
@@ -733,11 +845,8 @@ class RedisCoordinator(Coordinator):
         else:
             item.future.set_result(grant)
 
-    async def _send_acquires(self, items: list[AcquireItem]) -> None:
-        if len(items) > 1 or items[0].state is not State.PENDING:
-            items = [item for item in items if item.state is State.PENDING]
-            if not items:
-                return
+    async def _call_acquires(self, items: list[AcquireItem]) -> tuple[float, Any] | None:
+        """Send one acquire call for ``items``; None if it failed (they are failed)."""
         keys = self._fixed.copy()
         args = [self._cfg()]
         for item in items:
@@ -756,63 +865,92 @@ class RedisCoordinator(Coordinator):
         except BaseException as exc:
             # The script may have run (or may still run): free the ids, and leave
             # tombstones so that a late-arriving acquire of them grants nothing.
-            for item in items:
-                item.state = State.DONE
-                self._spawn(self._release_quietly(item.lease_id, tomb=True))
-                if isinstance(exc, LeasePoolError):
-                    self._fail(item, exc)
+            self._fail_sent(items, exc if isinstance(exc, LeasePoolError) else None)
             if isinstance(exc, LeasePoolError):
-                return
+                return None
             raise
-        fields = reply.split()
-        now_ms, earliest_ms, queued, capacity, revived = map(int, fields[:5])
+        return t_sent, reply
+
+    def _fail_sent(self, items: list[AcquireItem], exc: LeasePoolError | None) -> None:
+        """A call for ``items`` failed after it may have run: leave nothing taken."""
+        for item in items:
+            item.state = State.DONE
+            self._spawn(self._release_quietly(item.lease_id, tomb=True))
+            if exc is not None:
+                self._fail(item, exc)
+
+    async def _send_acquires(self, items: list[AcquireItem]) -> None:
+        if len(items) > 1 or items[0].state is not State.PENDING:
+            items = [item for item in items if item.state is State.PENDING]
+            if not items:
+                return
+        sent = await self._call_acquires(items)
+        if sent is None:
+            return
+        t_sent, reply = sent
+        try:
+            fields = split(reply, self._acquire_action)
+            now_ms, earliest_ms, queued, capacity, revived = ints(fields, 0, 5, "acquire")
+            rows = [ints(fields, 5 + 4 * i, 4, "acquire") for i in range(len(items))]
+            own = own_grants(fields, 5 + 4 * len(items), "acquire")
+        except ReplyError as exc:
+            self._fail_sent(items, exc)  # (granted or not)
+            return
         self._note(t_sent, now_ms)
         self._stored_capacity = capacity
         if queued >= 0:
             self._pool_queued = queued
-        any_queued = False
         if revived and any(i.state is State.QUEUED for i in self._waiting.values()):
             # We had stopped counting as alive: our older tickets may have been dropped.
             self._request_sync(full=True)
-        for i, item in enumerate(items):
-            status, a, b, c = map(int, fields[5 + 4 * i : 9 + 4 * i])
+        any_queued = False
+        for item, (status, a, b, c) in zip(items, rows, strict=True):
             if status == 1:
                 self._counters["grants"] += 1
                 self._settle(item, self._to_grant(item.lease_id, t_sent, a, now_ms, b, c))
             elif status == 0:
-                if item.state is not State.SENT:
-                    continue  # a hand-off message settled it already
-                if not item.live():
-                    item.state = State.DONE
-                    self._spawn(self._release_quietly(item.lease_id, tomb=True))
-                    continue
-                item.state = State.QUEUED
-                any_queued = True
-                self._counters["waits"] += 1
-                if item.deadline is not None:
-                    item.timer = self._clock.call_at(
-                        item.deadline, functools.partial(self._expire, item)
-                    )
-            elif status == 2:
-                item.state = State.DONE
-                self._counters["refusals"] += 1
-                if a < capacity:
-                    why = f"pool {self.pool!r} has {queued} waiting (fair=True)"
-                else:
-                    why = f"pool {self.pool!r} is at its capacity of {capacity}"
-                    if queued > 0:
-                        why += f", with {queued} waiting"
-                self._fail(item, LeaseUnavailableError(why))
+                any_queued = self._queued(item) or any_queued
             else:
                 item.state = State.DONE
-                self._fail(item, LeasePoolError(f"the acquire of {item.lease_id!r} was cancelled"))
-        self._take_own(fields, 5 + 4 * len(items), t_sent, now_ms)
+                self._fail(item, self._refusal(item, status, a, capacity, queued))
+        for grant in own:
+            self._handed(grant, t_sent, now_ms)
         if any_queued:
             if earliest_ms >= 0:
                 self._note_expiry(now_ms, earliest_ms)
             if self._beat_at is None:
                 self._beat_at = self._clock.monotonic() + self._recheck
             self._arm_timer()
+
+    def _queued(self, item: AcquireItem) -> bool:
+        """The reply says ``item``'s ticket waits in Redis; True if it still does."""
+        if item.state is not State.SENT:
+            return False  # a hand-off message settled it already
+        if not item.live():
+            item.state = State.DONE
+            self._spawn(self._release_quietly(item.lease_id, tomb=True))
+            return False
+        item.state = State.QUEUED
+        self._ever_queued = True
+        self._counters["waits"] += 1
+        if item.deadline is not None:
+            item.timer = self._clock.call_at(item.deadline, functools.partial(self._expire, item))
+        return True
+
+    def _refusal(
+        self, item: AcquireItem, status: int, live: int, capacity: int, queued: int
+    ) -> LeasePoolError:
+        if status != 2:
+            return LeasePoolError(f"the acquire of {item.lease_id!r} was cancelled")
+        self._counters["refusals"] += 1
+        if capacity == 0:
+            return LeaseUnavailableError(f"pool {self.pool!r} is paused (its capacity is 0)")
+        if live < capacity:
+            return LeaseUnavailableError(f"pool {self.pool!r} has {queued} waiting (fair=True)")
+        why = f"pool {self.pool!r} is at its capacity of {capacity}"
+        if queued > 0:
+            why += f", with {queued} waiting"
+        return LeaseUnavailableError(why)
 
     def _expire(self, item: AcquireItem) -> None:
         item.timer = None
@@ -823,58 +961,30 @@ class RedisCoordinator(Coordinator):
 
     # -- grants handed to us -----------------------------------------------------
 
-    def _take_own(
-        self,
-        reply: Sequence[bytes | str],
-        at: int,
-        t_sent: float,
-        now_ms: int,
-        skip: Container[str] = (),
-    ) -> None:
-        """Grants to our own tickets in a reply's fields: ``count`` then five fields each.
-
-        ``skip``: ids the reply reports elsewhere (a heartbeat's own ids).
-        """
-        count = int(reply[at])
-        for j in range(count):
-            base = at + 1 + 5 * j
-            lease_id = _text(reply[base])
-            if lease_id in skip:
-                continue
-            token, soft_ms, hard_ms, claim_ms = (int(x) for x in reply[base + 1 : base + 5])
-            self._handed(lease_id, token, soft_ms, hard_ms, claim_ms, t_sent, now_ms, own=True)
-
-    def _handed(
-        self,
-        lease_id: str,
-        token: int,
-        soft_ms: int,
-        hard_ms: int,
-        claim_ms: int,
-        t_anchor: float,
-        s_anchor: int,
-        *,
-        own: bool,
-    ) -> None:
-        """A slot was handed to the ticket ``lease_id`` (by a reply of ours or by an event)."""
+    def _handed(self, grant: OwnGrant, t_anchor: float, s_anchor: int) -> None:
+        """A slot was handed to our ticket ``grant.lease_id`` (in a reply or an event)."""
+        lease_id = grant.lease_id
         item = self._waiting.get(lease_id)
         if item is None or not item.live():
             # Our ticket, but its waiter left: nobody else will release it. (A grant we
             # already hold, found first by a heartbeat, is not news: keep it.)
-            if own and lease_id not in self._held:
+            if lease_id not in self._held:
                 self._orphan(lease_id)
             return
-        self._counters["handoffs"] += 1
-        grant = self._to_grant(lease_id, t_anchor, token, s_anchor, soft_ms, hard_ms)
-        if claim_ms < hard_ms:
-            when = local_deadline(t_anchor, s_anchor, claim_ms, self._drift)
-            self._unclaimed[lease_id] = self._clock.call_at(
-                when, lambda: self._claim_expired(lease_id)
-            )
-        self._settle(item, grant)
-        if claim_ms < hard_ms:
-            # After the waiter's wake-up is scheduled: the claim is off its latency path.
+        if grant.claim_ms < grant.hard_ms:
+            # Not claimed yet: Redis counts it only until its claim deadline, and this
+            # news may be stale (our loop may have stalled since it was sent). The
+            # waiter gets the slot only from the claim's reply (heartbeat.lua), timed
+            # from that call; a grant whose claim deadline passed comes back "gone" and
+            # the waiter queues again. So a stale message never activates a lease.
+            self._unclaimed[lease_id] = None
             self._request_sync(lease_id)
+            return
+        self._counters["handoffs"] += 1
+        self._settle(
+            item,
+            self._to_grant(lease_id, t_anchor, grant.token, s_anchor, grant.soft_ms, grant.hard_ms),
+        )
 
     def _on_grant_event(self, fields: list[str]) -> None:
         """``grant <origin> <id> <token> <soft_ms> <hard_ms> <claim_ms> ...``"""
@@ -888,22 +998,8 @@ class RedisCoordinator(Coordinator):
             except ValueError:
                 continue
             self._handed(
-                fields[j + 1], token, soft_ms, hard_ms, claim_ms, t_anchor, s_anchor, own=True
+                OwnGrant(fields[j + 1], token, soft_ms, hard_ms, claim_ms), t_anchor, s_anchor
             )
-
-    def _forget_claim(self, lease_id: str) -> None:
-        timer = self._unclaimed.pop(lease_id, None)
-        if timer is not None:
-            timer.cancel()
-
-    def _claim_expired(self, lease_id: str) -> None:
-        """No confirmation by the claim deadline: Redis may drop the slot now; so do we."""
-        if self._unclaimed.pop(lease_id, None) is None:
-            return
-        self._counters["claims_lost"] += 1
-        log.warning("lease %s handed to this process could not be confirmed in time", lease_id)
-        self._lost(lease_id)
-        self._spawn(self._release_quietly(lease_id))
 
     def _requeue(self, item: AcquireItem) -> None:
         """Our ticket is gone from Redis (expired, data lost) but the waiter waits on: enqueue."""
@@ -937,6 +1033,9 @@ class RedisCoordinator(Coordinator):
                 ids = dict(self._sync_ids)
                 self._sync_ids.clear()
                 flags = "w" if self._waiting else ""
+                if flags and self._clock.monotonic() >= self._keep_at:
+                    flags += "k"  # renew the waiting keys' TTLs (lua/_shared.lua, beat)
+                    self._keep_at = self._clock.monotonic() + _KEEP_INTERVAL
                 if full or beat:
                     self._beat_at = self._clock.monotonic() + self._recheck
                     self._counters["heartbeats"] += 1
@@ -962,57 +1061,35 @@ class RedisCoordinator(Coordinator):
         if ids:
             args.append(" ".join(ids))
         t_sent = self._clock.monotonic()
+        call = self._call(
+            self._heartbeat_action,
+            self._scripts.heartbeat,
+            keys,
+            args,
+            self._lanes[2] if self._lanes else None,
+        )
         try:
-            reply = await self._call(
-                self._heartbeat_action,
-                self._scripts.heartbeat,
-                keys,
-                args,
-                self._lanes[2] if self._lanes else None,
-            )
-        except LeasePoolError as exc:
-            log.debug("heartbeat of pool %r failed: %s", self.pool, exc)
-            if "w" in flags:
-                # Redis is unreachable: waiters learn it now rather than wait blind.
-                for item in list(self._waiting.values()):
-                    if item.state is State.QUEUED:
-                        self._fail(item, exc)  # (its caller then removes its ticket)
-            retry = [lease_id for lease_id in ids if lease_id in self._unclaimed]
-            if retry:
-                self._clock.call_at(
-                    self._clock.monotonic() + _CLAIM_RETRY,
-                    functools.partial(self._retry_claims, retry),
-                )
+            # Bounded: waiters learn that Redis hangs within this, not a socket timeout.
+            reply = await asyncio.wait_for(call, max(_BEAT_TIMEOUT, self._nowait))
+            fields = split(reply, self._heartbeat_action)
+            head = ints(fields, 0, 5, "heartbeat")
+            rows = [ints(fields, 5 + 4 * i, 4, "heartbeat") for i in range(len(ids))]
+            own = own_grants(fields, 5 + 4 * len(ids), "heartbeat")
+        except (LeasePoolError, TimeoutError) as exc:
+            self._beat_failed(ids, flags, exc)
             return False
-        fields = reply.split()
-        now_ms, alive, earliest_ms, queued, capacity = map(int, fields[:5])
+        now_ms, alive, earliest_ms, queued, capacity = head
         self._note(t_sent, now_ms)
         if capacity >= 0:
             self._stored_capacity = capacity
         if queued >= 0:
             self._pool_queued = queued
-        for i, lease_id in enumerate(ids):
-            status, token, soft_ms, hard_ms = map(int, fields[5 + 4 * i : 9 + 4 * i])
-            waiter = self._waiting.get(lease_id)
-            if status == 1:
-                if lease_id in self._unclaimed:
-                    self._forget_claim(lease_id)
-                    self._counters["claims"] += 1
-                elif waiter is not None and waiter.state is not State.DONE:
-                    self._counters["handoffs"] += 1
-                    self._settle(
-                        waiter, self._to_grant(lease_id, t_sent, token, now_ms, soft_ms, hard_ms)
-                    )
-                elif lease_id not in self._held:
-                    self._orphan(lease_id)
-            elif status == -1:
-                if lease_id in self._unclaimed:
-                    self._forget_claim(lease_id)
-                    self._counters["claims_lost"] += 1
-                    self._lost(lease_id)
-                elif waiter is not None and waiter.state is State.QUEUED:
-                    self._requeue(waiter)
-        self._take_own(fields, 5 + 4 * len(ids), t_sent, now_ms, skip=set(ids))
+        for lease_id, row in zip(ids, rows, strict=True):
+            self._beat_row(lease_id, row, t_sent, now_ms)
+        skip = set(ids)
+        for grant in own:
+            if grant.lease_id not in skip:
+                self._handed(grant, t_sent, now_ms)
         if earliest_ms >= 0:
             self._note_expiry(now_ms, earliest_ms)
         if not alive and "f" not in flags:
@@ -1021,20 +1098,68 @@ class RedisCoordinator(Coordinator):
             self._request_sync(full=True)
         return True
 
+    def _beat_failed(self, ids: list[str], flags: str, exc: BaseException) -> None:
+        if not isinstance(exc, LeasePoolError):
+            exc = CoordinatorUnavailableError(
+                f"{self._heartbeat_action}: no reply from Redis at {self._target} within"
+                f" {max(_BEAT_TIMEOUT, self._nowait)} s"
+            )
+        log.debug("heartbeat of pool %r failed: %s", self.pool, exc)
+        if "w" in flags:
+            # Redis is unreachable: waiters learn it now rather than wait blind.
+            for item in list(self._waiting.values()):
+                if item.state is State.QUEUED:
+                    self._fail(item, exc)  # (its caller then removes its ticket)
+        retry = [lease_id for lease_id in ids if lease_id in self._unclaimed]
+        if retry:
+            self._clock.call_at(
+                self._clock.monotonic() + _CLAIM_RETRY,
+                functools.partial(self._retry_claims, retry),
+            )
+
+    def _beat_row(self, lease_id: str, row: list[int], t_sent: float, now_ms: int) -> None:
+        """What a heartbeat found for one of our ids: a claim, a grant, or nothing."""
+        status, token, soft_ms, hard_ms = row
+        waiter = self._waiting.get(lease_id)
+        claiming = self._unclaimed.pop(lease_id, 0) is None
+        if status == 1:
+            if claiming:
+                self._counters["claims"] += 1
+            if waiter is not None and waiter.state is not State.DONE:
+                self._counters["handoffs"] += 1
+                self._settle(
+                    waiter, self._to_grant(lease_id, t_sent, token, now_ms, soft_ms, hard_ms)
+                )
+            elif lease_id not in self._held:
+                self._orphan(lease_id)
+        elif status == -1:
+            if claiming:
+                self._counters["claims_lost"] += 1
+            if waiter is not None and waiter.state is State.QUEUED:
+                self._requeue(waiter)
+
+    def _forget_claim(self, lease_id: str) -> None:
+        self._unclaimed.pop(lease_id, None)
+
+    def _take_own(self, own: list[OwnGrant], t_sent: float, now_ms: int) -> None:
+        for grant in own:
+            self._handed(grant, t_sent, now_ms)
+
     def _retry_claims(self, ids: list[str]) -> None:
         for lease_id in ids:
-            if lease_id in self._unclaimed:
+            if lease_id not in self._unclaimed:
+                continue
+            item = self._waiting.get(lease_id)
+            if item is not None and item.live():
                 self._request_sync(lease_id)
+            else:
+                del self._unclaimed[lease_id]  # (its waiter left: its release frees it)
 
     # -- the timer: heartbeats, and the earliest expiry -------------------------------
 
     def _note_expiry(self, now_ms: int, earliest_ms: int) -> None:
         """Recheck once Redis has passed ``earliest_ms`` (measured from now, the reply's end)."""
-        at = (
-            self._clock.monotonic()
-            + (earliest_ms - now_ms) / 1000 * (1 + self._drift)
-            + _EXPIRY_SLACK
-        )
+        at = passed_by(self._clock.monotonic(), now_ms, earliest_ms, self._drift) + _EXPIRY_SLACK
         if self._expiry_at is None or at < self._expiry_at:
             self._expiry_at = at
 
@@ -1151,13 +1276,20 @@ class RedisCoordinator(Coordinator):
                 if not item.future.done():
                     item.future.set_exception(exc)
             return
-        fields = reply.split()
-        now_ms = int(fields[0])
+        try:
+            fields = split(reply, "release")
+            now_ms, *statuses = ints(fields, 0, 1 + len(items), "release")
+            own = own_grants(fields, 1 + len(items), "release")
+        except ReplyError as exc:
+            for item in items:
+                if not item.future.done():
+                    item.future.set_exception(exc)
+            return
         self._note(t_sent, now_ms)
-        for i, item in enumerate(items):
+        for item, status in zip(items, statuses, strict=True):
             if not item.future.done():
-                item.future.set_result(_OUTCOMES.get(int(fields[1 + i]), ReleaseOutcome.UNKNOWN))
-        self._take_own(fields, 1 + len(items), t_sent, now_ms)
+                item.future.set_result(_OUTCOMES.get(status, ReleaseOutcome.UNKNOWN))
+        self._take_own(own, t_sent, now_ms)
 
     async def _release_quietly(self, lease_id: str, *, tomb: bool = False) -> None:
         """Release in the background (errors are logged: the slot then expires by itself)."""
@@ -1172,6 +1304,7 @@ class RedisCoordinator(Coordinator):
             log.debug("background release of %s failed (it will expire): %s", lease_id, exc)
 
     async def release(self, lease_id: str) -> ReleaseOutcome:
+        """Free the slot in Redis; the freed slot goes to the oldest live waiter. Idempotent."""
         if type(lease_id) is not str or not _LEASE_ID.fullmatch(lease_id):
             lease_id = check_lease_id(lease_id)
         self._held.pop(lease_id, None)
@@ -1194,6 +1327,7 @@ class RedisCoordinator(Coordinator):
             self._request_sync(full=True)
 
     async def renew(self, renewals: Mapping[str, float]) -> dict[str, Grant | None]:
+        """Extend leases in one round trip: id -> new grant, or None when Redis no longer has it."""
         if not renewals:
             return {}
         ids = [check_lease_id(lease_id) for lease_id in renewals]
@@ -1209,11 +1343,13 @@ class RedisCoordinator(Coordinator):
         reply = await self._call(
             f"renew {len(ids)} lease(s) in pool {self.pool!r}", self._scripts.renew, keys, args
         )
-        now_ms = int(reply[0])
+        if not isinstance(reply, list):
+            reply = [reply]
+        now_ms, *values = ints(reply, 0, 1 + 3 * len(ids), "renew")
         self._note(t_sent, now_ms)
         result: dict[str, Grant | None] = {}
         for i, lease_id in enumerate(ids):
-            token, soft_ms, hard_ms = (int(x) for x in reply[1 + 3 * i : 4 + 3 * i])
+            token, soft_ms, hard_ms = values[3 * i : 3 * i + 3]
             if token == 0:
                 self._held.pop(lease_id, None)
                 self._forget_claim(lease_id)
@@ -1223,10 +1359,15 @@ class RedisCoordinator(Coordinator):
                 if lease_id in self._unclaimed:  # the renewal claimed it
                     self._forget_claim(lease_id)
                     self._counters["claims"] += 1
-                result[lease_id] = self._to_grant(lease_id, t_sent, token, now_ms, soft_ms, hard_ms)
+                result[lease_id] = self._to_grant(
+                    lease_id, t_sent, token, now_ms, soft_ms, hard_ms, hold=False
+                )
         return result
 
     async def revoke(self, lease_id: str) -> bool:
+        """Remove a lease by id (an operator action); its holder learns it from the pool's
+        events. True if it was live.
+        """
         lease_id = check_lease_id(lease_id)
         t_sent = self._clock.monotonic()
         reply = await self._call(
@@ -1235,15 +1376,19 @@ class RedisCoordinator(Coordinator):
             [*self._fixed, self._lease_prefix + lease_id],
             [self._cfg(), lease_id],
         )
-        fields = reply.split()
-        now_ms = int(fields[1])
+        fields = split(reply, "revoke")
+        live, now_ms = ints(fields, 0, 2, "revoke")
+        own = own_grants(fields, 2, "revoke")
         self._note(t_sent, now_ms)
         self._lost(lease_id)
-        self._take_own(fields, 2, t_sent, now_ms)
-        return bool(int(fields[0]))
+        self._take_own(own, t_sent, now_ms)
+        return bool(live)
 
     async def set_capacity(self, capacity: int) -> None:
-        capacity = positive_int("capacity", capacity)
+        """Store a new capacity for the pool; new free slots go to waiters. Shrinking
+        never revokes a live lease.
+        """
+        capacity = capacity_value("capacity", capacity)
         t_sent = self._clock.monotonic()
         reply = await self._call(
             f"set capacity of pool {self.pool!r}",
@@ -1251,13 +1396,19 @@ class RedisCoordinator(Coordinator):
             self._fixed,
             [self._cfg(), capacity],
         )
-        fields = reply.split()
-        now_ms = int(fields[2])
+        fields = split(reply, "set_capacity")
+        now_ms = ints(fields, 0, 3, "set_capacity")[2]
+        own = own_grants(fields, 3, "set_capacity")
         self._note(t_sent, now_ms)
         self._stored_capacity = capacity
-        self._take_own(fields, 3, t_sent, now_ms)
+        self._take_own(own, t_sent, now_ms)
 
     async def status(self) -> PoolStatus:
+        """The pool's capacity, live leases and waiters, as Redis holds them.
+
+        Housekeeping first: one batch of expired leases is reclaimed (``leasepool
+        status`` does not do that: it only reads).
+        """
         try:
             return await read_status(
                 self._client, self._scripts, self._keys, reclaim_batch=self._reclaim_batch
@@ -1271,6 +1422,7 @@ class RedisCoordinator(Coordinator):
             ) from exc
 
     def statistics(self) -> dict[str, object]:
+        """This process's view and counters for ``manager.stats()["coordinator"]``; no I/O."""
         return {
             "kind": "redis",
             "pool": self.pool,

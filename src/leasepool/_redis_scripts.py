@@ -24,6 +24,7 @@ SCRIPT_NAMES = (
     "reclaim",
     "set_capacity",
     "revoke",
+    "status",  # read-only: run it with EVALSHA_RO (see lua/status.lua)
 )
 SHARED = "_shared"
 """Helpers prepended to every script but ``init``."""
@@ -73,6 +74,7 @@ class Scripts:
     reclaim: Any
     set_capacity: Any
     revoke: Any
+    status: Any
 
     @classmethod
     def register(cls, client: Any) -> Scripts:

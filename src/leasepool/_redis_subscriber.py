@@ -8,6 +8,15 @@ then, so the handler should recheck at once.
 
 Pub/sub loses messages while disconnected, so it is only a hint: coordinators
 also keep a timer to the earliest expiry.
+
+Cluster clients: the subscription goes to a plain connection to the primary that
+serves the first channel's hash slot (our channels carry the pool's hash tag),
+made by us rather than by ``RedisCluster.pubsub()``, which redis-py before 6
+lacks and whose node choice changed between releases. A cluster delivers
+``PUBLISH`` on every node, so the other channels' messages arrive there too. The
+node is looked up again on every reconnect, so a failover or slot move is followed.
+Every supported redis-py (5.2 and later) thus subscribes the same way, and the
+waiting connection sends no command of its own: no health-check PINGs, no polling.
 """
 
 from __future__ import annotations
@@ -25,8 +34,13 @@ log = logging.getLogger("leasepool.redis")
 Handler = Callable[[str | None], None]
 
 _RETRY_FIRST, _RETRY_MAX = 0.05, 2.0
+_IDLE_READ = 600.0  # seconds a read may wait for a message before it simply reads again
 
 _REGISTRY: dict[tuple[int, int], _Subscriber] = {}
+
+
+class _NoNodeError(ConnectionError):
+    """The cluster's slot map has no node for the channel yet: retry later."""
 
 
 def _text(value: object) -> str:
@@ -90,13 +104,20 @@ class _Subscriber:
             channels = list(self._handlers)
             for channel in channels:
                 self._ready[channel].clear()
-            pubsub = self._client.pubsub()
+            pubsub = node_client = None
             try:
+                # One connection for all channels: a cluster broadcasts PUBLISH to
+                # every node, so the other pools' events arrive here too.
+                pubsub, node_client = await self._open(channels[0])
                 await pubsub.subscribe(*channels)
                 while True:
-                    # Blocks until a message comes (no timer per read; no command is sent).
+                    # Waits for a message without sending any command. Not block=True:
+                    # before redis-py 8 that read still obeyed the client's socket_timeout,
+                    # so an idle subscriber timed out, reconnected and made every
+                    # coordinator recheck each few seconds. A long read timeout returns
+                    # None instead, on every version, and the connection stays open.
                     # The raw reply, [kind, channel, data]: cheaper than get_message's dict.
-                    response = await pubsub.parse_response(block=True)
+                    response = await pubsub.parse_response(block=False, timeout=_IDLE_READ)
                     if response:
                         delay = _RETRY_FIRST
                         self._dispatch(response)
@@ -105,10 +126,29 @@ class _Subscriber:
             except REDIS_ERRORS as exc:
                 log.debug("leasepool subscriber lost its connection: %s", type(exc).__name__)
             finally:
-                with contextlib.suppress(*REDIS_ERRORS, asyncio.TimeoutError):
-                    await asyncio.wait_for(asyncio.shield(pubsub.aclose()), 2.0)
+                if pubsub is not None:
+                    with contextlib.suppress(*REDIS_ERRORS, asyncio.TimeoutError):
+                        await asyncio.wait_for(asyncio.shield(_close(pubsub, node_client)), 2.0)
             await asyncio.sleep(delay)
             delay = min(delay * 2, _RETRY_MAX)
+
+    async def _open(self, channel: str) -> tuple[Any, Any]:
+        """A PubSub for ``channel``, and the node client made for it (None if none)."""
+        client = self._client
+        get_node = getattr(client, "get_node_from_key", None)
+        if get_node is None:
+            return client.pubsub(), None
+        await client.initialize()  # loads the slot map; a no-op once done
+        node = get_node(channel)
+        if node is None:
+            raise _NoNodeError(f"no cluster node serves channel {channel!r}")
+        from redis.asyncio import ConnectionPool, Redis
+
+        pool = ConnectionPool(
+            connection_class=node.connection_class, max_connections=2, **node.connection_kwargs
+        )
+        node_client = Redis(connection_pool=pool)
+        return node_client.pubsub(), node_client
 
     def _dispatch(self, response: Any) -> None:
         if not isinstance(response, (list, tuple)) or len(response) < 3:
@@ -130,6 +170,16 @@ class _Subscriber:
                 handler(payload)
             except Exception:
                 log.exception("leasepool event handler failed on %r", payload)
+
+
+async def _close(pubsub: Any, node_client: Any) -> None:
+    # PubSub.aclose() appeared in redis-py 5.0.1; reset() is its older name.
+    close = getattr(pubsub, "aclose", None) or pubsub.reset
+    try:
+        await close()
+    finally:
+        if node_client is not None:
+            await node_client.aclose()
 
 
 class Subscription:

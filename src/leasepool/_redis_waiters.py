@@ -25,7 +25,7 @@ import enum
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
-from leasepool._clock import TimerHandle
+from leasepool._clock import Clock, TimerHandle
 from leasepool._coordinator import Grant, GrantRequest, ReleaseOutcome
 
 T = TypeVar("T")
@@ -81,6 +81,37 @@ class AcquireItem:
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
+
+
+class Bound:
+    """Cancels ``task`` at ``limit`` (on ``clock``) unless ``item`` is settled by then.
+
+    ``fired`` tells the task that the cancellation was this bound's; ``answered``
+    whether Redis had answered by then (the item was queued, not in a call).
+    """
+
+    __slots__ = ("_handle", "_item", "_task", "answered", "fired")
+
+    def __init__(
+        self, clock: Clock, limit: float, task: asyncio.Task[Any], item: AcquireItem
+    ) -> None:
+        self._task = task
+        self._item = item
+        self.fired = False
+        self.answered = False
+        self._handle: TimerHandle | None = clock.call_at(limit, self._fire)
+
+    def _fire(self) -> None:
+        self._handle = None
+        if not self._item.future.done() and not self._task.done():
+            self.fired = True
+            self.answered = self._item.state is State.QUEUED
+            self._task.cancel()
+
+    def cancel(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
 
 
 class ReleaseItem:

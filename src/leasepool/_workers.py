@@ -77,10 +77,12 @@ class WorkerDiedError(LeasePoolError, BrokenProcessPool):
 
     @property
     def pid(self) -> int | None:
+        """The pid of the first worker found dead, or None."""
         return self.deaths[0][0] if self.deaths else None
 
     @property
     def exitcode(self) -> int | None:
+        """The exit code of the first worker found dead (negative: killed by a signal), or None."""
         return self.deaths[0][1] if self.deaths else None
 
     def __reduce__(self) -> Any:

@@ -46,9 +46,11 @@ class ManualClock:
         self._seq = itertools.count()
 
     def monotonic(self) -> float:
+        """The current time: where :meth:`advance` left it."""
         return self._now
 
     def call_at(self, when: float, callback: Callable[[], object]) -> _ManualTimer:
+        """Schedule ``callback`` to run once :meth:`advance` reaches ``when``."""
         timer = _ManualTimer(when, callback)
         heapq.heappush(self._timers, (when, next(self._seq), timer))
         return timer

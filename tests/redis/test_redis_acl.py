@@ -21,7 +21,8 @@ MINIMAL_ACL = (
     "~leasepool:* &leasepool:* -@all "
     "+evalsha +script|load +subscribe +ping +time +type "
     "+zrangebyscore +zrange +zscore +zcount +zcard +zadd +zrem +zremrangebyscore "
-    "+hget +hmget +hset +hsetnx +hdel +hincrby +hgetall +del +pexpire +pexpireat +publish "
+    "+hget +hmget +hset +hsetnx +hdel +hincrby +hgetall +del +exists +pexpire +pexpireat +pttl "
+    "+publish "
     "+scan"
 )
 

@@ -38,7 +38,7 @@ INSIDE_SCRIPTS = {
     "time", "zrangebyscore", "zrem", "zscore", "hmget", "hget", "hset", "hsetnx", "zcount",
     "zadd", "del", "pexpireat", "pexpire", "publish", "type", "zcard", "hincrby", "hdel",
     "zremrangebyscore",
-    "zrange",
+    "zrange", "pttl", "exists",
 }  # fmt: skip
 HOUSEKEEPING = {"config|resetstat"}
 

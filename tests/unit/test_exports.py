@@ -13,7 +13,18 @@ import leasepool
 import leasepool.testing
 
 PACKAGE_DIR = Path(leasepool.__file__).parent
-PUBLIC_MODULES = {"__init__", "__main__", "testing"}
+# Plus 0.1.3's public module paths, kept as thin re-exports (tests/unit/test_compat_013.py).
+PUBLIC_MODULES = {
+    "__init__",
+    "__main__",
+    "testing",
+    "backends",
+    "exceptions",
+    "grinder",
+    "manager",
+    "types",
+    "prometheus",  # leasepool[prometheus]: the manager collector
+}
 
 # The public names of leasepool 0.1.3: code written for it imports these.
 ORIGINAL_NAMES = {

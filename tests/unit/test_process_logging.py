@@ -189,9 +189,11 @@ async def test_forwarding_survives_a_restart(
         await manager.stop()
 
 
-async def test_thread_backend_ignores_forwarding(make_manager: Factory) -> None:
-    # Forwarding only applies to process workers; a thread manager logs directly.
-    manager = make_manager(backend="thread", forward_process_logs=True)
-    await manager.start()
-    async with await manager.acquire() as lease:
-        assert await lease.run(abs, -3) == 3
+def test_forwarding_needs_the_process_backend(make_manager: Factory) -> None:
+    # As in 0.1.3: forwarding only applies to process workers, so asking for it on
+    # another backend is a mistake, refused at construction.
+    with pytest.raises(ValueError, match="only supported for process backend"):
+        make_manager(backend="thread", forward_process_logs=True)
+    with pytest.raises(ValueError, match="only supported for process backend"):
+        make_manager(backend="thread", process_logging=ProcessLoggingConfig(enabled=True))
+    make_manager(backend="thread", process_logging=ProcessLoggingConfig(enabled=False))

@@ -29,10 +29,14 @@ INF = float("inf")
 # (value, expected exception type) for integer sizes: bools, fractions, non-finite,
 # zero, negatives and wrong types.
 BAD_SIZES: list[Any] = [True, False, 0.9, 2.5, 2.0, NAN, INF, -INF, -1, 0, "2", None, [2]]
-# Durations that must be finite and > 0.
-BAD_DURATIONS: list[Any] = [True, False, NAN, INF, -INF, -1, -0.5, 0, 0.0, "1", None, [1]]
-# Durations where 0 is allowed (grace, timeout).
-BAD_NON_NEGATIVE: list[Any] = [True, False, NAN, INF, -INF, -1, -0.001, "1", [1]]
+# Durations that must be finite and > 0. Numeric strings such as "1" are accepted,
+# as 0.1.3 accepted them (tests/unit/test_compat_013.py); other strings are not.
+BAD_DURATIONS: list[Any] = [True, False, NAN, INF, -INF, -1, -0.5, 0, 0.0, "one", None, [1]]
+# Durations where 0 is allowed (grace).
+BAD_NON_NEGATIVE: list[Any] = [True, False, NAN, INF, -INF, -1, -0.001, "one", [1]]
+# acquire(timeout=): as in 0.1.3 a negative timeout means "no wait" and +inf "forever";
+# NaN, bools and non-numbers are refused.
+BAD_TIMEOUTS: list[Any] = [True, False, NAN, "1", [1]]
 WRONG_TYPES = (str, type(None), list, bool)
 
 
@@ -254,7 +258,7 @@ def _snapshot(manager: LeasedExecutorManager) -> dict[str, Any]:
     } | {"coordinator_held": stats["coordinator"].get("held")}
 
 
-@pytest.mark.parametrize("value", [*BAD_DURATIONS[:-2], "1", [1]], ids=repr)
+@pytest.mark.parametrize("value", [*BAD_DURATIONS[:-2], "one", [1]], ids=repr)
 async def test_acquire_lease_seconds_rejects_bad_values(
     make_manager: Callable[..., LeasedExecutorManager], value: Any
 ) -> None:
@@ -270,7 +274,7 @@ async def test_acquire_lease_seconds_rejects_bad_values(
     await lease.release()
 
 
-@pytest.mark.parametrize("value", BAD_NON_NEGATIVE, ids=repr)
+@pytest.mark.parametrize("value", BAD_TIMEOUTS, ids=repr)
 async def test_acquire_timeout_rejects_bad_values(
     make_manager: Callable[..., LeasedExecutorManager], value: Any
 ) -> None:
@@ -293,7 +297,7 @@ async def test_bad_timeout_while_full_does_not_queue_a_waiter(
     held = await manager.acquire()
     before = _snapshot(manager)
     with pytest.raises(ValueError, match="timeout"):
-        await manager.acquire(timeout=-1)
+        await manager.acquire(timeout=NAN)
     with pytest.raises(ValueError, match="lease_seconds"):
         await manager.acquire(lease_seconds=0)
     assert _snapshot(manager) == before
