@@ -14,14 +14,12 @@ with a deadline, and a server of its own unless ``--url`` is given.
 
     python benchmarks/churn_throughput.py                 # starts its own server
     python benchmarks/churn_throughput.py --seconds 10 --churners 8
-    LEASEPOOL_PRIVATE_CHANNEL=1 python benchmarks/churn_throughput.py   # experimental
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
 import signal
 import subprocess
@@ -139,8 +137,6 @@ def main() -> None:
         rate, counts = asyncio.run(
             churned(url, f"bench-churn-{uuid.uuid4().hex[:8]}", args.seconds, args.churners)
         )
-        private = os.environ.get("LEASEPOOL_PRIVATE_CHANNEL") == "1"
-        print(f"private channel:      {'on' if private else 'off'}")
         print(f"churn processes:      {counts['started']} started, {counts['killed']} SIGKILLed")
         print(f"runs/s quiet:         {quiet:.1f}")
         print(f"runs/s under churn:   {rate:.1f}")

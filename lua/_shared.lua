@@ -31,14 +31,7 @@
 --   granted "g|<token>|<acquired_ms>|<soft_ms>|<hard_ms>|<pid>|<host>|<owner>"
 --           (handed off, not yet claimed: the lease hash is written by the claim)
 --
--- Origins: a coordinator's id. One that ends in '+' listens on a channel of its own,
--- <prefix>:{P}:o:<origin>; a grant handed to one of its tickets is published there, and
--- when nobody receives it (PUBLISH returns 0: the process is dead, or its subscriber is
--- reconnecting) the grant is not made: the ticket is dropped, the origin marked dead (its
--- next heartbeat sees that and queues again what it still waits for), and the slot goes
--- on down the queue. So a killed waiter costs the pool nothing once its connection is
--- gone. Other origins (clients without per-origin pub/sub) get their grants published on
--- the events channel as
+-- A grant handed to a ticket of another process is published on the events channel as
 -- "grant <origin> <id> <token> <soft_ms> <hard_ms> <claim_ms> ..." (six fields a grant);
 -- grants to the caller's own tickets come back in the reply instead, as "own grants":
 -- their count, then "<id> <token> <soft_ms> <hard_ms> <claim_ms>" each. Replies are one
@@ -66,7 +59,6 @@ if redis.replicate_commands then pcall(redis.replicate_commands) end
 local function s(n) return string.format('%.0f', n) end
 
 local EVENTS = string.sub(KEYS[1], 1, -5) .. 'events'
-local CHANNEL = string.sub(KEYS[1], 1, -5) .. 'o:' -- .. origin: a process's own channel
 
 local function clock()
   local t = redis.call('TIME')
@@ -260,12 +252,8 @@ local function hand_off(now, now_us, free, fence, cfg, mine, own, heads)
           .. ' ' .. until_ms
         if origin ~= '' and origin == cfg.origin then
           own[#own + 1] = {id, token, soft, hard, until_ms}
-        elseif string.sub(origin, -1) ~= '+' then
+        else
           published[#published + 1] = text
-        elseif redis.call('PUBLISH', CHANNEL .. origin, 'grant ' .. text) == 0 then
-          alive[origin] = false -- nobody listens for it: dead (or reconnecting)
-          redis.call('ZREM', KEYS[5], origin)
-          token = nil
         end
       end
       if token then

@@ -137,7 +137,6 @@ _CLOSE_TIMEOUT = 5.0
 _MIN_RETRY_GAP = 0.01
 _EXPIRY_SLACK = 0.002
 _CLAIM_RETRY = 0.1
-_PRIVATE_CHANNEL = "LEASEPOOL_PRIVATE_CHANNEL"
 """Set to 1: experimental per-process channel (see RedisCoordinator.__init__)."""
 _BEAT_TIMEOUT = 2.0
 _KEEP_INTERVAL = 30.0
@@ -306,13 +305,7 @@ class RedisCoordinator(Coordinator):
         self._target = describe_client(client)
         self._hidden: tuple[str | None, ...] = (self._client_password(),)
         self._host = socket.gethostname().replace("|", "_")
-        # '+' would make this process listen on a channel of its own, so that a grant
-        # nobody receives there is not made (lua/_shared.lua): a killed waiter would cost
-        # no claim window. Off until the shared subscriber survives two channels per
-        # coordinator (its restart chain can leave a task running at close).
-        private = os.environ.get(_PRIVATE_CHANNEL) == "1"
-        private = private and not hasattr(client, "nodes_manager")
-        self._origin = secrets.token_hex(6) + ("+" if private else "")
+        self._origin = secrets.token_hex(6)
         self._config: tuple[int, str] | None = None
         self._fixed = list(self._keys.fixed)
         self._lease_prefix = self._keys.lease("")
@@ -347,8 +340,6 @@ class RedisCoordinator(Coordinator):
         self._expiry_at: float | None = None
         self._background: set[asyncio.Task[Any]] = set()
         self._subscription: Subscription | None = None
-        self._private: Subscription | None = None
-        """Our own channel (origins ending in '+', see lua/_shared.lua)."""
         self._ever_queued = False
         self._keep_at = 0.0
         self._stored_capacity: int | None = None
@@ -653,13 +644,9 @@ class RedisCoordinator(Coordinator):
                 with contextlib.suppress(*REDIS_ERRORS):
                     await lane.connect()
         self._subscription = subscribe(self._client, k.events, self._on_event)
-        if self._origin.endswith("+"):
-            self._private = subscribe(self._client, k.base + ":o:" + self._origin, self._on_event)
         self._starts = 1
         self._lost_callbacks.append(on_lost)
         await self._subscription.wait_ready(_READY_TIMEOUT)
-        if self._private is not None:
-            await self._private.wait_ready(_READY_TIMEOUT)
 
     async def close(self) -> None:
         """Undo one :meth:`start`; the last one stops listening and closes the client if
@@ -690,11 +677,9 @@ class RedisCoordinator(Coordinator):
         self._unclaimed.clear()
         for lease_id in leaving:
             self._spawn(self._release_quietly(lease_id, tomb=True))
-        subscriptions = (self._subscription, self._private)
-        self._subscription = self._private = None
-        for subscription in subscriptions:
-            if subscription is not None:
-                await subscription.close()
+        subscription, self._subscription = self._subscription, None
+        if subscription is not None:
+            await subscription.close()
         for _ in range(3):
             if not self._background:
                 break
