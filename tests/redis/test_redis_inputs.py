@@ -89,7 +89,10 @@ def test_redact_url(url: str, shown: str) -> None:
     ("name", "value"),
     [("clock_drift", -0.1), ("clock_drift", 0.5), ("clock_drift", float("nan")),
      ("reclaim_batch", 0), ("reclaim_batch", True), ("reclaim_batch", 10**6),
-     ("recheck_interval", 0.5), ("recheck_interval", 0), ("record_margin", -1)],
+     ("recheck_interval", 0.5), ("recheck_interval", 0), ("record_margin", -1),
+     ("claim_window", 0.05), ("claim_window", 61), ("nowait_timeout", 0),
+     ("nowait_timeout", -1), ("nowait_timeout", float("nan")), ("nowait_timeout", 61),
+     ("nowait_timeout", "0.5"), ("nowait_timeout", True)],
 )  # fmt: skip
 def test_bad_tuning(name: str, value: object) -> None:
     with pytest.raises((ValueError, TypeError), match=name):
