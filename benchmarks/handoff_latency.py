@@ -52,10 +52,8 @@ async def child(variant: str, url: str, pool: str, role: str, rounds: int, hold:
     """One side of the ping-pong: prints its events as one JSON line at the end."""
     import redis.asyncio as aioredis
 
-    from leasepool import LeasedExecutorManager
+    from leasepool import GrantRequest, LeasedExecutorManager, RedisCoordinator
     from leasepool._clock import MONOTONIC_CLOCK
-    from leasepool._coordinator import GrantRequest
-    from leasepool._redis_coordinator import RedisCoordinator
 
     events: list[tuple[str, float]] = []
     ready = Path(f"/tmp/{pool}.{role}.ready")

@@ -32,10 +32,8 @@ from collections.abc import Awaitable, Callable, Iterator
 
 import redis.asyncio as aioredis
 
-from leasepool import LeasedExecutorManager
+from leasepool import GrantRequest, LeasedExecutorManager, RedisCoordinator
 from leasepool._clock import MONOTONIC_CLOCK
-from leasepool._coordinator import GrantRequest
-from leasepool._redis_coordinator import RedisCoordinator
 
 
 def _server_binary() -> str | None:

@@ -44,9 +44,8 @@ def ignore(_: str) -> None:
 
 async def child(url: str, pool: str, capacity: int, opts: dict[str, Any]) -> None:
     """One process of waiters: prints one JSON line with every waiter's times."""
+    from leasepool import GrantRequest, RedisCoordinator
     from leasepool._clock import MONOTONIC_CLOCK
-    from leasepool._coordinator import GrantRequest
-    from leasepool._redis_coordinator import RedisCoordinator
 
     coordinator = RedisCoordinator.from_url(
         url, pool=pool, capacity=capacity, fair=opts["fair"], client_name=opts["name"]
@@ -115,9 +114,8 @@ async def run_once(
 ) -> dict[str, Any]:
     import redis.asyncio as aioredis
 
+    from leasepool import GrantRequest, RedisCoordinator
     from leasepool._clock import MONOTONIC_CLOCK
-    from leasepool._coordinator import GrantRequest
-    from leasepool._redis_coordinator import RedisCoordinator
 
     pool = f"scale-{uuid.uuid4().hex[:8]}"
     client = aioredis.Redis.from_url(url, decode_responses=True)

@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from _redis_server import RedisServer, free_port  # noqa: E402
 from leasepool._clock import MONOTONIC_CLOCK  # noqa: E402
 from leasepool._coordinator import GrantRequest  # noqa: E402
-from leasepool._redis_coordinator import RedisCoordinator  # noqa: E402
+from leasepool._redis.coordinator import RedisCoordinator  # noqa: E402
 from leasepool._settings import URL_ENV, VARIABLES  # noqa: E402
 
 SHOWN_URL = "redis://localhost:6379/0"

@@ -31,7 +31,7 @@ from leasepool._lease import ExecutorLease
 from leasepool._manager import LeasedExecutorManager
 from leasepool._memory import InMemoryCoordinator
 from leasepool._process_logging import ProcessLoggingConfig
-from leasepool._redis_coordinator import RedisCoordinator
+from leasepool._redis.coordinator import RedisCoordinator
 from leasepool._serialization import SerializationError
 from leasepool._settings import LeasePoolSettings
 from leasepool._workers import WorkerDiedError

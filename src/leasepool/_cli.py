@@ -193,7 +193,7 @@ def parser() -> argparse.ArgumentParser:
 
 def redis_url(args: argparse.Namespace) -> str:
     """The URL from ``--url``, else from the environment (a usage error when neither)."""
-    from leasepool._redis_url import check_url
+    from leasepool._redis.url import check_url
 
     url = args.url or os.environ.get(URL_ENV)
     if not url:
@@ -206,7 +206,7 @@ def redis_url(args: argparse.Namespace) -> str:
 
 def key_prefix(args: argparse.Namespace) -> str:
     """``--prefix``, else ``LEASEPOOL_KEY_PREFIX``, else ``leasepool``."""
-    from leasepool._redis_keys import DEFAULT_PREFIX, check_key_prefix
+    from leasepool._redis.keys import DEFAULT_PREFIX, check_key_prefix
 
     env = os.environ.get(PREFIX_ENV, "").strip()
     try:

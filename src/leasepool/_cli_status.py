@@ -22,7 +22,7 @@ from typing import Any
 from leasepool._cli import EXIT_FAILED, EXIT_OK, CommandError, key_prefix, redis_url, say
 from leasepool._cli_format import format_status, status_json
 from leasepool._errors import LeasePoolError
-from leasepool._redis_admin import PoolReport, RedisAdmin, connect
+from leasepool._redis.admin import PoolReport, RedisAdmin, connect
 
 # Home the cursor and redraw over the previous frame: each line is cleared to its end,
 # and what a longer previous frame left below is cleared too (no flicker of a full clear).

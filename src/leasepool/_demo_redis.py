@@ -18,7 +18,7 @@ import sys
 import time
 from typing import Any
 
-from leasepool._redis_url import check_url, redact_url
+from leasepool._redis.url import check_url, redact_url
 from leasepool._validation import positive_int
 
 
@@ -40,7 +40,7 @@ def _work(seconds: float) -> tuple[float, float]:
 
 async def _worker(url: str, pool: str, capacity: int, tasks: int, key_prefix: str) -> None:
     from leasepool._manager import LeasedExecutorManager
-    from leasepool._redis_coordinator import RedisCoordinator
+    from leasepool._redis.coordinator import RedisCoordinator
 
     manager = LeasedExecutorManager(
         backend="thread",
@@ -120,7 +120,7 @@ async def run_redis_demo(
 ) -> int:
     """Run the demo; 0 when the work itself never saw more than ``capacity`` at once."""
     from leasepool._cli_format import format_status, status_json
-    from leasepool._redis_admin import RedisAdmin, connect
+    from leasepool._redis.admin import RedisAdmin, connect
 
     url = check_url(url)
     processes = positive_int("processes", processes)

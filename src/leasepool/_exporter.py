@@ -30,7 +30,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from leasepool._cli import EXIT_OK, CommandError, say
 from leasepool._cli_status import Frame, open_admin, read_frame
 from leasepool._errors import LeasePoolError
-from leasepool._redis_admin import PoolReport, RedisAdmin
+from leasepool._redis.admin import PoolReport, RedisAdmin
 
 READ_TIMEOUT = 30.0
 

@@ -20,8 +20,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from leasepool._redis_keys import DEFAULT_PREFIX, check_key_prefix, check_pool_name
-from leasepool._redis_url import check_url, redact_url
+from leasepool._redis.keys import DEFAULT_PREFIX, check_key_prefix, check_pool_name
+from leasepool._redis.url import check_url, redact_url
 from leasepool._validation import MAX_CAPACITY
 
 URL_ENV = "LEASEPOOL_REDIS_URL"

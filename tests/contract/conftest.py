@@ -14,10 +14,9 @@ from typing import Any
 
 import pytest
 
+from leasepool import Coordinator, Grant, GrantRequest, RedisCoordinator
 from leasepool._clock import MONOTONIC_CLOCK, Clock
-from leasepool._coordinator import Coordinator, Grant, GrantRequest
 from leasepool._memory import InMemoryCoordinator
-from leasepool._redis_coordinator import RedisCoordinator
 from leasepool.testing import ManualClock
 
 

@@ -11,7 +11,7 @@ import contextlib
 import pytest
 
 from conftest import Harness, live_ids
-from leasepool._coordinator import Coordinator, Grant, GrantRequest, ReleaseOutcome
+from leasepool import Coordinator, Grant, GrantRequest, ReleaseOutcome
 from leasepool._errors import LeaseUnavailableError
 
 

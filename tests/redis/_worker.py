@@ -40,10 +40,8 @@ import sys
 import time
 from typing import Any
 
-from leasepool import LeasedExecutorManager, LeaseUnavailableError
+from leasepool import GrantRequest, LeasedExecutorManager, LeaseUnavailableError, RedisCoordinator
 from leasepool._clock import MONOTONIC_CLOCK
-from leasepool._coordinator import GrantRequest
-from leasepool._redis_coordinator import RedisCoordinator
 
 
 def emit(**fields: Any) -> None:

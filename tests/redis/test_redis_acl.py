@@ -8,11 +8,9 @@ import pytest
 
 import redis
 from _redis_server import RedisServer
-from leasepool import CoordinatorUnavailableError
+from leasepool import CoordinatorUnavailableError, GrantRequest, RedisCoordinator, ReleaseOutcome
 from leasepool._clock import MONOTONIC_CLOCK
-from leasepool._coordinator import GrantRequest, ReleaseOutcome
-from leasepool._redis_admin import RedisAdmin
-from leasepool._redis_coordinator import RedisCoordinator
+from leasepool._redis.admin import RedisAdmin
 
 pytestmark = pytest.mark.redis
 

@@ -25,10 +25,9 @@ import pytest
 
 import redis
 from _redis_server import RedisServer
+from leasepool import GrantRequest, RedisCoordinator
 from leasepool._cli import main
 from leasepool._clock import MONOTONIC_CLOCK
-from leasepool._coordinator import GrantRequest
-from leasepool._redis_coordinator import RedisCoordinator
 
 pytestmark = pytest.mark.redis
 

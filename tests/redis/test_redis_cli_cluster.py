@@ -15,9 +15,8 @@ from test_redis_cluster import cluster, pools_on_different_nodes  # the 3-node f
 
 import redis
 from _redis_server import RedisServer
+from leasepool import GrantRequest, RedisCoordinator
 from leasepool._clock import MONOTONIC_CLOCK
-from leasepool._coordinator import GrantRequest
-from leasepool._redis_coordinator import RedisCoordinator
 
 __all__ = ["cluster"]
 

@@ -14,11 +14,9 @@ from redis.crc import key_slot
 
 import redis
 from _redis_server import RedisServer, free_port
-from leasepool import LeaseUnavailableError
+from leasepool import GrantRequest, LeaseUnavailableError, RedisCoordinator, ReleaseOutcome
 from leasepool._clock import MONOTONIC_CLOCK
-from leasepool._coordinator import GrantRequest, ReleaseOutcome
-from leasepool._redis_admin import RedisAdmin
-from leasepool._redis_coordinator import RedisCoordinator
+from leasepool._redis.admin import RedisAdmin
 
 SERVER, CLI = shutil.which("redis-server"), shutil.which("redis-cli")
 

@@ -14,10 +14,8 @@ from _helpers import Worker, commandstats
 
 import redis
 from _redis_server import RedisServer
-from leasepool import LeaseUnavailableError
+from leasepool import GrantRequest, LeaseUnavailableError, RedisCoordinator
 from leasepool._clock import MONOTONIC_CLOCK
-from leasepool._coordinator import GrantRequest
-from leasepool._redis_coordinator import RedisCoordinator
 
 pytestmark = pytest.mark.redis
 

@@ -21,10 +21,8 @@ from prometheus_client.parser import text_string_to_metric_families  # noqa: E40
 
 import redis  # noqa: E402
 from _redis_server import free_port  # noqa: E402
-from leasepool import LeasedExecutorManager  # noqa: E402
+from leasepool import GrantRequest, LeasedExecutorManager, RedisCoordinator  # noqa: E402
 from leasepool._clock import MONOTONIC_CLOCK  # noqa: E402
-from leasepool._coordinator import GrantRequest  # noqa: E402
-from leasepool._redis_coordinator import RedisCoordinator  # noqa: E402
 from leasepool.prometheus import ManagerCollector  # noqa: E402
 
 pytestmark = pytest.mark.redis

@@ -16,12 +16,13 @@ from _redis_server import RedisServer, free_port
 from leasepool import (
     CoordinatorStateError,
     CoordinatorUnavailableError,
+    GrantRequest,
     LeasedExecutorManager,
     LeaseExpiredError,
+    RedisCoordinator,
+    ReleaseOutcome,
 )
 from leasepool._clock import MONOTONIC_CLOCK
-from leasepool._coordinator import GrantRequest, ReleaseOutcome
-from leasepool._redis_coordinator import RedisCoordinator
 
 pytestmark = pytest.mark.redis
 

@@ -22,11 +22,10 @@ from _helpers import Worker, commandstats
 
 import redis
 from _redis_server import RedisServer
-from leasepool import LeaseUnavailableError
+from leasepool import GrantRequest, LeaseUnavailableError, RedisCoordinator, ReleaseOutcome
 from leasepool._cli import main as cli_main
 from leasepool._clock import MONOTONIC_CLOCK
-from leasepool._coordinator import GrantRequest, ReleaseOutcome
-from leasepool._redis_coordinator import RedisCoordinator, local_deadline
+from leasepool._redis.deadlines import local_deadline
 
 pytestmark = pytest.mark.redis
 

@@ -8,12 +8,11 @@ import pytest
 import redis.asyncio as aioredis
 
 import redis
+from leasepool import GrantRequest, RedisCoordinator, ReleaseOutcome
 from leasepool._clock import MONOTONIC_CLOCK
-from leasepool._coordinator import GrantRequest, ReleaseOutcome
-from leasepool._redis_admin import RedisAdmin
-from leasepool._redis_coordinator import RedisCoordinator
-from leasepool._redis_keys import PoolKeys, meta_scan_pattern, pool_from_meta_key
-from leasepool._redis_url import check_url, redact_url
+from leasepool._redis.admin import RedisAdmin
+from leasepool._redis.keys import PoolKeys, meta_scan_pattern, pool_from_meta_key
+from leasepool._redis.url import check_url, redact_url
 
 URL = "redis://127.0.0.1:6399/0"
 

@@ -17,11 +17,10 @@ from typing import Any
 import pytest
 from redis.crc import key_slot
 
+from leasepool import GrantRequest, RedisCoordinator
 from leasepool._clock import MONOTONIC_CLOCK
-from leasepool._coordinator import GrantRequest
-from leasepool._redis_admin import RedisAdmin
-from leasepool._redis_coordinator import RedisCoordinator
-from leasepool._redis_scripts import SCRIPT_NAMES, loaded_source, script_source
+from leasepool._redis.admin import RedisAdmin
+from leasepool._redis.scripts import SCRIPT_NAMES, loaded_source, script_source
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -206,4 +205,4 @@ def test_the_wheel_ships_the_lua_scripts(tmp_path: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     for name in SCRIPT_NAMES:
         assert f"leasepool/lua/{name}.lua" in names, sorted(names)
-    assert "leasepool/_redis_scripts.py" in names
+    assert "leasepool/_redis/scripts.py" in names

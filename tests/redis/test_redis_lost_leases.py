@@ -10,11 +10,9 @@ import pytest
 import redis.asyncio as aioredis
 
 from _redis_server import RedisServer
-from leasepool import LeasedExecutorManager, LeaseLostError
+from leasepool import GrantRequest, LeasedExecutorManager, LeaseLostError, RedisCoordinator
 from leasepool._clock import MONOTONIC_CLOCK
-from leasepool._coordinator import GrantRequest
-from leasepool._redis_admin import RedisAdmin
-from leasepool._redis_coordinator import RedisCoordinator
+from leasepool._redis.admin import RedisAdmin
 
 pytestmark = pytest.mark.redis
 

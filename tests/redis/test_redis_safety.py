@@ -25,10 +25,8 @@ from _helpers import Worker
 
 from _netproxy import NetProxy
 from _redis_server import RedisServer
-from leasepool import CoordinatorUnavailableError
+from leasepool import CoordinatorUnavailableError, GrantRequest, RedisCoordinator
 from leasepool._clock import MONOTONIC_CLOCK
-from leasepool._coordinator import GrantRequest
-from leasepool._redis_coordinator import RedisCoordinator
 
 pytestmark = pytest.mark.redis
 

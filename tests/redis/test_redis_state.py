@@ -11,10 +11,8 @@ from typing import Any
 
 import pytest
 
-from leasepool import CoordinatorStateError, LeaseUnavailableError
+from leasepool import CoordinatorStateError, GrantRequest, LeaseUnavailableError, RedisCoordinator
 from leasepool._clock import MONOTONIC_CLOCK
-from leasepool._coordinator import GrantRequest
-from leasepool._redis_coordinator import RedisCoordinator
 
 pytestmark = pytest.mark.redis
 

@@ -6,10 +6,9 @@ import argparse
 
 import pytest
 
-from leasepool import __version__
+from leasepool import LeaseRecord, PoolStatus, WaitingProcess, __version__
 from leasepool._cli import main, parser
 from leasepool._cli_format import format_status
-from leasepool._coordinator import LeaseRecord, PoolStatus, WaitingProcess
 
 
 def subparsers() -> dict[str, argparse.ArgumentParser]:

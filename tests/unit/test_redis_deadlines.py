@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from leasepool._redis_deadlines import grant_deadlines, local_deadline, passed_by
+from leasepool._redis.deadlines import grant_deadlines, local_deadline, passed_by
 
 
 def test_the_anchor_counts_as_one_millisecond_later_than_reported() -> None:

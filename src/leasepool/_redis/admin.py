@@ -22,8 +22,8 @@ from typing import Any
 
 from leasepool._coordinator import LeaseRecord, PoolStatus, WaitingProcess
 from leasepool._errors import CoordinatorStateError
-from leasepool._redis_errors import REDIS_ERRORS, translate
-from leasepool._redis_keys import (
+from leasepool._redis.errors import REDIS_ERRORS, translate
+from leasepool._redis.keys import (
     DEFAULT_PREFIX,
     PoolKeys,
     check_key_prefix,
@@ -31,8 +31,8 @@ from leasepool._redis_keys import (
     meta_scan_pattern,
     pool_from_meta_key,
 )
-from leasepool._redis_scripts import Scripts
-from leasepool._redis_url import describe_client
+from leasepool._redis.scripts import Scripts
+from leasepool._redis.url import describe_client
 from leasepool._validation import MAX_CAPACITY, capacity_value, positive_int
 from redis import exceptions as redis_exceptions
 
@@ -366,7 +366,7 @@ async def connect(url: str, *, socket_timeout: float = 5.0) -> Any:
     from redis.asyncio import Redis
     from redis.asyncio.cluster import RedisCluster
 
-    from leasepool._redis_url import check_url, redact_url, url_password
+    from leasepool._redis.url import check_url, redact_url, url_password
 
     url = check_url(url)
     options: dict[str, Any] = {

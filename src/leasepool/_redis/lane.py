@@ -4,7 +4,7 @@ redis-py's general command path (pool checkout and return, retry wrapper,
 observability hooks, a ``wait_for`` task per write when a socket timeout is
 set) costs more client time per command than a whole lease script costs the
 server. The coordinator never has more than one acquire, one release and one
-heartbeat call in flight (see :class:`leasepool._redis_waiters.CallQueue`), so
+heartbeat call in flight (see :class:`leasepool._redis.calls.CallQueue`), so
 each of those gets a :class:`Lane`: a connection of its own, made by the
 client's own pool (same address, TLS, credentials, database, protocol), that
 sends ``EVALSHA`` packed here and reads the reply with redis-py's parser.

@@ -1,6 +1,6 @@
 """The Redis coordinator: one global capacity shared by every host.
 
-State lives in Redis (see :mod:`leasepool._redis_keys`) and changes only inside
+State lives in Redis (see :mod:`leasepool._redis.keys`) and changes only inside
 the Lua scripts of the top-level ``lua/`` folder; all timestamps there are the
 server's (``TIME``).
 
@@ -39,9 +39,9 @@ the claim deadline finds the grant gone and the waiter queues again.
 
 Bounds. ``acquire`` with a timeout, ``wait=False`` or ``timeout=0`` is cut off
 at ``max(deadline, now + nowait_timeout)`` whatever Redis does; a heartbeat at
-``max(2 s, nowait_timeout)``. Replies are parsed by :mod:`leasepool._redis_replies`:
+``max(2 s, nowait_timeout)``. Replies are parsed by :mod:`leasepool._redis.protocol`:
 a reply that cannot be read fails the calls it answered, never a batch loop.
-Deadlines come from :mod:`leasepool._redis_deadlines` (conservative to the µs).
+Deadlines come from :mod:`leasepool._redis.deadlines` (conservative to the µs).
 
 Heartbeats. A waiting process marks itself alive in the pool's ``waiters``
 set (coordinator id -> until when), once per ``recheck_interval`` and at each
@@ -61,8 +61,8 @@ waiters sit behind a long lease sends one command per ``recheck_interval``.
 
 Calls. At most one acquire call, one release call and one heartbeat call of a
 coordinator are in flight; requests that come meanwhile share the next call
-(:class:`leasepool._redis_waiters.CallQueue`). Each kind has a connection of its
-own when the client allows (:mod:`leasepool._redis_lane`).
+(:class:`leasepool._redis.calls.CallQueue`). Each kind has a connection of its
+own when the client allows (:mod:`leasepool._redis.lane`).
 
 Order. Tickets are granted in enqueue order, across all processes; a process
 sends its enqueues in the order its callers asked. With ``fair=True`` no
@@ -106,16 +106,16 @@ from leasepool._errors import (
     LeasePoolNotStartedError,
     LeaseUnavailableError,
 )
-from leasepool._redis_admin import DEFAULT_RECLAIM_BATCH, read_status, script_config
-from leasepool._redis_deadlines import grant_deadlines, local_deadline, passed_by
-from leasepool._redis_errors import REDIS_ERRORS, is_wrongtype, translate
-from leasepool._redis_keys import DEFAULT_PREFIX, PoolKeys, check_lease_id
-from leasepool._redis_lane import Lane, LaneBrokenError, lanes_supported
-from leasepool._redis_replies import OwnGrant, ReplyError, ints, own_grants, split
-from leasepool._redis_scripts import Scripts
-from leasepool._redis_subscriber import Subscription, subscribe
-from leasepool._redis_url import check_url, describe_client, redact_url, url_password
-from leasepool._redis_waiters import AcquireItem, Bound, CallQueue, ReleaseItem, State
+from leasepool._redis.admin import DEFAULT_RECLAIM_BATCH, read_status, script_config
+from leasepool._redis.calls import AcquireItem, Bound, CallQueue, ReleaseItem, State
+from leasepool._redis.deadlines import grant_deadlines, local_deadline, passed_by
+from leasepool._redis.errors import REDIS_ERRORS, is_wrongtype, translate
+from leasepool._redis.keys import DEFAULT_PREFIX, PoolKeys, check_lease_id
+from leasepool._redis.lane import Lane, LaneBrokenError, lanes_supported
+from leasepool._redis.protocol import OwnGrant, ReplyError, ints, own_grants, split
+from leasepool._redis.scripts import Scripts
+from leasepool._redis.subscriber import Subscription, subscribe
+from leasepool._redis.url import check_url, describe_client, redact_url, url_password
 from leasepool._validation import (
     ArgumentTypeError,
     boolean,

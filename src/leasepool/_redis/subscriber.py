@@ -27,7 +27,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from leasepool._redis_errors import REDIS_ERRORS
+from leasepool._redis.errors import REDIS_ERRORS
 
 log = logging.getLogger("leasepool.redis")
 

@@ -4,7 +4,7 @@ Invariant: a reply that does not have the shape its script's header promises (a
 damaged value came back, a field is missing) raises
 :class:`~leasepool.CoordinatorStateError`, and never anything else: the caller fails
 the calls that reply was for, and only those (see the batch loops of
-:mod:`leasepool._redis_coordinator`).
+:mod:`leasepool._redis.coordinator`).
 """
 
 from __future__ import annotations

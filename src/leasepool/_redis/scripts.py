@@ -31,8 +31,8 @@ SHARED = "_shared"
 
 
 def _source_checkout_dir() -> Path:
-    # src/leasepool/_redis_scripts.py -> <checkout>/lua
-    return Path(__file__).resolve().parent.parent.parent / "lua"
+    # src/leasepool/_redis/scripts.py -> <checkout>/lua
+    return Path(__file__).resolve().parents[3] / "lua"
 
 
 @functools.cache

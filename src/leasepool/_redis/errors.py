@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from leasepool._errors import CoordinatorStateError, CoordinatorUnavailableError, LeasePoolError
-from leasepool._redis_url import scrub
+from leasepool._redis.url import scrub
 from redis import exceptions as redis_exceptions
 
 STATE_CODE = "LEASEPOOL_STATE"
