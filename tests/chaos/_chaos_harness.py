@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from _overlap import max_overlap
 from _redis_server import RedisServer
 
 HERE = Path(__file__).resolve().parent
@@ -39,17 +40,6 @@ REPORT_ENV = "LEASEPOOL_CHAOS_REPORT"
 SESSION_START = time.time()
 
 Event = dict[str, Any]
-
-
-def peak(intervals: Iterable[tuple[float, float]]) -> int:
-    """The most intervals open at once (an end sorts before a start at the same instant)."""
-    spans = list(intervals)
-    events = sorted([(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans])
-    best = current = 0
-    for _, delta in events:
-        current += delta
-        best = max(best, current)
-    return best
 
 
 def crowded(rows: list[dict[str, Any]], capacity: int) -> list[dict[str, Any]]:
@@ -275,7 +265,7 @@ class Scenario:
             "grants": outcomes["grants"],
             "jobs": len(rows),
             "faults": self.faults,
-            "peak": peak((r["start"], r["end"]) for r in rows),
+            "peak": max_overlap((r["start"], r["end"]) for r in rows),
             "stale_rejected": sum(not r["accepted"] for r in rows),
             "work_lost": len(outcomes["lost"]),
             "unclear_errors": [e["error"] for e in outcomes["unclear"]][:10],
@@ -284,7 +274,9 @@ class Scenario:
             **self.extra,
         }
         if peak_of is not None:
-            figures["peak_checked"] = peak((r["start"], r["end"]) for r in rows if peak_of(r))
+            figures["peak_checked"] = max_overlap(
+                (r["start"], r["end"]) for r in rows if peak_of(r)
+            )
         write_figures(figures)
         return figures
 

@@ -126,16 +126,6 @@ class Worker:
                     stream.close()
 
 
-def max_overlap(intervals: list[tuple[float, float]]) -> int:
-    """The highest number of intervals open at once (an end sorts before a start)."""
-    events = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals])
-    best = current = 0
-    for _, delta in events:
-        current += delta
-        best = max(best, current)
-    return best
-
-
 def commandstats(client: Any) -> dict[str, int]:
     """Server-side calls per command (sync client)."""
     info = client.info("commandstats")

@@ -5,7 +5,9 @@ from __future__ import annotations
 import time
 
 import pytest
-from _helpers import Worker, max_overlap
+from _helpers import Worker
+
+from _overlap import max_overlap
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 

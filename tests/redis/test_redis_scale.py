@@ -11,9 +11,10 @@ import time
 from typing import Any
 
 import pytest
-from _helpers import Worker, max_overlap, wait_until
+from _helpers import Worker, wait_until
 
 import redis
+from _overlap import max_overlap
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 

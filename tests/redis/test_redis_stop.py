@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _helpers import Worker, max_overlap
+from _helpers import Worker
 
+from _overlap import max_overlap
 from leasepool import GrantRequest, RedisCoordinator
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]

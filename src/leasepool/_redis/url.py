@@ -1,16 +1,25 @@
 """Redis URLs: validation and password redaction.
 
 Nothing leasepool prints, raises or logs may contain a password, so every URL
-goes through :func:`redact_url` before it is formatted into a message.
+goes through :func:`redact_url` before it is formatted into a message, and
+every error text from redis-py goes through :func:`scrub`.
+
+A password of :data:`SHORT_SECRET` characters or fewer is scrubbed only where
+it stands alone (not inside a longer run of letters and digits): replacing a
+one-letter password everywhere would mangle every word of the message while
+hiding nothing. Longer passwords are scrubbed wherever they occur, in plain
+and in percent-encoded form.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
-from urllib.parse import SplitResult, unquote, urlsplit
+from urllib.parse import SplitResult, quote, unquote, urlsplit
 
 SCHEMES = ("redis", "rediss", "unix")
 REDACTED = "***"
+SHORT_SECRET = 5
 
 
 def _split(url: str) -> SplitResult:
@@ -76,8 +85,15 @@ def check_url(url: object) -> str:
     return url
 
 
+def _scheme(pool: Any) -> str:
+    # redis-py picks SSLConnection for rediss:// URLs and ssl=True clients.
+    connection_class = getattr(pool, "connection_class", None)
+    name = getattr(connection_class, "__name__", "")
+    return "rediss" if "SSL" in name else "redis"
+
+
 def describe_client(client: Any) -> str:
-    """A password-free ``redis://host:port/db`` description of a client's target."""
+    """A password-free ``redis[s]://host:port/db`` description of a client's target."""
     pool = getattr(client, "connection_pool", None)
     kwargs: dict[str, Any] = {}
     if pool is not None:
@@ -96,12 +112,18 @@ def describe_client(client: Any) -> str:
             return f"redis sentinel service {name!r}"
         return "redis"
     db = kwargs.get("db", 0)
-    return f"redis://{host}:{port}/{db}"
+    return f"{_scheme(pool)}://{host}:{port}/{db}"
 
 
 def scrub(text: str, *secrets: str | None) -> str:
     """``text`` with every secret in ``secrets`` replaced by ``***``."""
     for secret in secrets:
-        if secret:
-            text = text.replace(secret, REDACTED)
+        if not secret:
+            continue
+        for form in {secret, quote(secret, safe="")}:
+            if len(form) > SHORT_SECRET:
+                text = text.replace(form, REDACTED)
+            else:
+                standalone = rf"(?<![A-Za-z0-9]){re.escape(form)}(?![A-Za-z0-9])"
+                text = re.sub(standalone, REDACTED, text)
     return text
