@@ -14,19 +14,25 @@
 -- or a hand-off stopped by its batch bound). Queueing a ticket also marks the caller's
 -- process alive (see heartbeat.lua).
 --
--- Returns one string: "<now_ms> <earliest_ms (-1 if none)> <queued tickets (-1: not
--- counted)> <capacity> <revived>", then "<status> <a> <b> <c>" per request, then own
--- grants (see _shared.lua); revived is 1 when queueing found the caller's process not
--- counted alive (its older tickets may have been dropped: it should check them):
---   status 1: granted, a = token, b = soft_ms, c = hard_ms (also when this id already
---             holds a live slot, or its handed-off grant is claimed here: a retry)
---   status 0: queued, a = enqueue sequence (also when already queued: a retry)
---   status 2: refused (pool full, or with fair=1 tickets are queued), a = live leases
---   status -1: this id's acquire was cancelled (a tombstone, see release.lua)
+-- Returns one string: "<now_ms> <earliest_ms> <queued> <capacity> <revived>", then
+-- "<status> <value> <soft_ms> <hard_ms>" per request, then own grants (see _shared.lua).
+--   earliest_ms: the earliest live expiry when a ticket was queued (-1: none, or not
+--   looked at); queued: tickets in the queue (-1: not counted, without fair); revived:
+--   1 when queueing found the caller's process not counted alive (its older tickets may
+--   have been dropped: it should check them), else 0.
+--   ACQUIRE_GRANTED (1): value = token (also when this id already holds a live slot, or
+--                        its handed-off grant is claimed here: a retry)
+--   ACQUIRE_QUEUED (2): value = enqueue sequence (0 when already queued: a retry);
+--                       soft_ms = hard_ms = 0
+--   ACQUIRE_REFUSED (3): pool full or paused, or with fair=1 tickets are queued;
+--                        value = live leases
+--   ACQUIRE_CANCELLED (4): this id's acquire was cancelled (a tombstone, see release.lua)
 -- A stored capacity, fence or qseq that is not an integer in range fails the call before
 -- it writes anything ("LEASEPOOL_STATE <key> field <field> ..."). Capacity 0 (paused)
 -- refuses or queues every request.
--- Cost: O(log N) per request, plus O(log N + batch) when the pool looks full.
+-- Cost: O(log N) per request, plus O(log N + batch) when the pool looks full. A grant
+-- with nobody queued and fair=0 runs 9 commands: TIME, HMGET (meta), ZCOUNT, HMGET (its
+-- lease hash: a retry or a tombstone?), ZADD, PEXPIRE, HSET, PEXPIREAT, HSET (fence).
 
 local now, now_us = clock()
 local cfg = config(ARGV[1])
@@ -34,16 +40,16 @@ local cfg = config(ARGV[1])
 -- Every stored number is checked before anything is written (a failed call changes
 -- nothing).
 local meta = redis.call('HMGET', KEYS[1], 'capacity', 'fence', 'qseq')
-local cap = capacity_of(meta[1], cfg)
 local fence = fence_of(meta[2])
 if meta[3] then stored_int(KEYS[1], 'qseq', meta[3], MAX_INT) end
+local cap = capacity_of(meta[1], cfg) -- (last: it writes cap0 to a pool that has none)
 local old_fence = fence
 local live = live_count(now)
 local earliest_ms = -1
 if cfg.fair or live >= cap then
   -- Expired leases never count (live_count looks at scores); they are removed, in a
   -- bounded batch, when the pool looks full (also by heartbeats and status).
-  earliest_ms = reclaim_and_earliest(now, cfg.batch)
+  earliest_ms = cold().reclaim_and_earliest(now, cfg.batch)
 end
 local queued = -1 -- not counted: without fair, a grant never looks at the queue
 local own = {}
@@ -51,13 +57,13 @@ if cfg.fair then
   queued = redis.call('ZCARD', KEYS[3])
   if queued > 0 and live < cap then
     local granted, stopped
-    granted, stopped, fence = hand_off(now, now_us, cap - live, fence, cfg, {}, own)
+    granted, stopped, fence = cold().hand_off(now, now_us, cap - live, fence, cfg, {}, own)
     live = live + granted
     queued = redis.call('ZCARD', KEYS[3])
   end
 end
 
-local out = {now, -1, queued, cap, 0}
+local rows = {}
 local enqueued = false
 for i = 2, #ARGV do
   local mode, lease_ms, grace_ms, id, owner =
@@ -67,17 +73,18 @@ for i = 2, #ARGV do
   local rec = redis.call('HMGET', key, 'token', 'soft_ms', 'hard_ms', 'cancelled')
   local status, a, b, c = nil, 0, 0, 0
   if rec[4] then
-    status = -1
+    status = ACQUIRE_CANCELLED
   elseif rec[1] and hash_ms(4 + i, 'hard_ms', rec[3]) > now then
-    status, a, b, c = 1, rec[1], rec[2], rec[3]
+    status, a, b, c = ACQUIRE_GRANTED, hash_ms(4 + i, 'token', rec[1]),
+      hash_ms(4 + i, 'soft_ms', rec[2]), rec[3]
   elseif mode == '1' then
     local ticket = redis.call('HGET', KEYS[4], id)
     if ticket then
       if string.sub(ticket, 1, 1) == 'g' then
-        local token, soft, hard = claim(id, 4 + i, ticket, now, cfg.margin)
-        if token then status, a, b, c = 1, s(token), soft, hard end
+        local token, soft, hard = cold().claim(id, 4 + i, ticket, now, cfg.margin)
+        if token then status, a, b, c = ACQUIRE_GRANTED, token, soft, hard end
       elseif redis.call('ZSCORE', KEYS[3], id) then
-        status = 0
+        status = ACQUIRE_QUEUED
         enqueued = true
       end
     end
@@ -87,10 +94,10 @@ for i = 2, #ARGV do
       fence = next_token(fence, now_us)
       local soft = now + tonumber(lease_ms)
       local hard = soft + tonumber(grace_ms)
-      set_expiry(id, hard, now)
+      set_expiry(id, hard, now, false, live)
       write_lease(key, owner, cfg.host, cfg.pid, fence, now, soft, hard, cfg.margin)
       live = live + 1
-      status, a, b, c = 1, s(fence), soft, hard
+      status, a, b, c = ACQUIRE_GRANTED, fence, soft, hard
     elseif mode == '1' then
       local seq = redis.call('HINCRBY', KEYS[1], 'qseq', 1)
       redis.call('ZADD', KEYS[3], seq, id)
@@ -98,21 +105,21 @@ for i = 2, #ARGV do
         .. '|' .. cfg.pid .. '|' .. cfg.host .. '|' .. owner)
       if queued >= 0 then queued = queued + 1 end
       enqueued = true
-      status, a = 0, seq
+      status, a = ACQUIRE_QUEUED, seq
     else
-      status, a = 2, live
+      status, a = ACQUIRE_REFUSED, live
     end
   end
-  out[#out + 1] = status
-  out[#out + 1] = a
-  out[#out + 1] = b
-  out[#out + 1] = c
+  rows[i - 1] = string.format('%d %d %d %d', status, a, b, c)
 end
 if fence ~= old_fence then redis.call('HSET', KEYS[1], 'fence', fence) end
+local revived = 0
 if enqueued then
-  if beat(now, cfg, true) then out[5] = 1 end
-  if earliest_ms < 0 then earliest_ms = earliest(now) end
-  out[2] = earliest_ms
+  if cold().beat(now, cfg, true) then revived = 1 end
+  if earliest_ms < 0 then earliest_ms = cold().earliest(now) end
+else
+  earliest_ms = -1
 end
-out[3] = queued
-return put_own(out, own)
+local head = string.format('%d %d %d %d %d', now, earliest_ms, queued, cap, revived)
+if #rows > 0 then head = head .. ' ' .. table.concat(rows, ' ') end
+return reply(head, own)

@@ -22,7 +22,9 @@
 --   tickets may have been dropped as dead: it should check them all), else 1;
 --   earliest_ms: the earliest live expiry (-1 if none or not looked at);
 --   queued and capacity: -1 unless a full check ran;
---   status 0: still waiting;  1: granted (and claimed);  -1: gone (no ticket, no lease)
+--   TICKET_GRANTED (1): a live lease, claimed (token, soft_ms, hard_ms)
+--   TICKET_WAITING (2): still queued (token = soft_ms = hard_ms = 0)
+--   TICKET_GONE (3): no ticket and no lease (the waiter must queue again)
 -- Cost: O(1) without ids or full (TIME, ZADD, ZRANGE); O(log N) per id; O(log N + batch)
 -- when full.
 
@@ -35,49 +37,48 @@ if #ids > 1000 or #ids ~= #KEYS - 5 then
   error({err = 'ERR heartbeat.lua: ARGV[3] must name one id per lease key, at most 1000'})
 end
 
-local out = {now, 1, -1, -1, -1}
+local head = {now, 1, -1, -1, -1}
 local full = string.find(flags, 'f', 1, true) ~= nil
 if string.find(flags, 'w', 1, true) then
-  if beat(now, cfg, string.find(flags, 'k', 1, true) ~= nil) then out[2] = 0 end
+  if cold().beat(now, cfg, string.find(flags, 'k', 1, true) ~= nil) then head[2] = 0 end
   if not full then
     local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
     if #first > 0 then
-      if tonumber(first[2]) <= now then full = true else out[3] = tonumber(first[2]) end
+      if tonumber(first[2]) <= now then full = true else head[3] = tonumber(first[2]) end
     end
   end
 end
 
 local own = {}
 if full then
-  reclaim(now, cfg.batch)
+  cold().reclaim(now, cfg.batch)
   redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now)
   local mine = {}
   for i = 1, #ids do mine[ids[i]] = 5 + i end
   fill(now, now_us, cfg, mine, own)
-  out[3] = earliest(now)
-  out[4] = redis.call('ZCARD', KEYS[3])
-  out[5] = capacity(cfg)
+  head[3] = cold().earliest(now)
+  head[4] = redis.call('ZCARD', KEYS[3])
+  head[5] = cold().capacity(cfg)
 end
 
+local out = {string.format('%d %d %d %d %d', unpack(head))}
 for i = 1, #ids do
   local id = ids[i]
-  local status, token, soft, hard = -1, 0, 0, 0
+  local status, token, soft, hard = TICKET_GONE, 0, 0, 0
   local ticket = redis.call('HGET', KEYS[4], id)
   local kind = ticket and string.sub(ticket, 1, 1)
   if kind == 'w' then
-    if redis.call('ZSCORE', KEYS[3], id) then status = 0 end
+    if redis.call('ZSCORE', KEYS[3], id) then status = TICKET_WAITING end
   elseif kind == 'g' then
-    local t, so, h = claim(id, 5 + i, ticket, now, cfg.margin)
-    if t then status, token, soft, hard = 1, s(t), so, h end
+    local t, so, h = cold().claim(id, 5 + i, ticket, now, cfg.margin)
+    if t then status, token, soft, hard = TICKET_GRANTED, t, so, h end
   else
     local rec = redis.call('HMGET', KEYS[5 + i], 'token', 'soft_ms', 'hard_ms')
     if rec[1] and hash_ms(5 + i, 'hard_ms', rec[3]) > now then
-      status, token, soft, hard = 1, rec[1], rec[2], rec[3]
+      status, token, soft, hard = TICKET_GRANTED, hash_ms(5 + i, 'token', rec[1]),
+        hash_ms(5 + i, 'soft_ms', rec[2]), rec[3]
     end
   end
-  out[#out + 1] = status
-  out[#out + 1] = token
-  out[#out + 1] = soft
-  out[#out + 1] = hard
+  out[i + 1] = string.format('%d %d %d %d', status, token, soft, hard)
 end
-return put_own(out, own)
+return reply(table.concat(out, ' '), own)

@@ -5,9 +5,12 @@
 -- KEYS[3]  queue zset   <prefix>:{P}:queue
 -- KEYS[4]  tickets hash <prefix>:{P}:tickets
 -- KEYS[5]  waiters zset <prefix>:{P}:waiters
--- ARGV[1]  capacity for a new pool (a stored capacity wins): 0 (paused) to 1000000
+-- ARGV[1]  the caller's constants (see _shared.lua, which init.lua does without); only
+--          the first field is read: cap0, the capacity for a new pool (a stored
+--          capacity wins), 0 (paused) to 1000000
 --
--- Returns {stored capacity, 1 if this call set it else 0, now_ms}. Fails with a
+-- Returns one string: "<now_ms> <stored capacity> <created>", created 1 if this call
+-- set the capacity, else 0. Fails with a
 -- "LEASEPOOL_STATE <key> ..." error when a key holds the wrong type, or meta's capacity
 -- (an integer from 0 to 1000000), fence or qseq (integers below 2^53) is damaged.
 -- Cost: O(1).
@@ -20,7 +23,9 @@ for i = 1, 5 do
       .. ', expected a ' .. expected[i])
   end
 end
-local created = redis.call('HSETNX', KEYS[1], 'capacity', ARGV[1])
+local cap0 = string.match(ARGV[1], '^(%d+)|')
+if not cap0 then return redis.error_reply('ERR init.lua: malformed constants') end
+local created = redis.call('HSETNX', KEYS[1], 'capacity', cap0)
 local meta = redis.call('HMGET', KEYS[1], 'capacity', 'fence', 'qseq')
 local limits = {{'capacity', 1000000}, {'fence', 9007199254740990}, {'qseq', 9007199254740990}}
 for i = 1, 3 do
@@ -33,4 +38,5 @@ for i = 1, 3 do
   end
 end
 local t = redis.call('TIME')
-return {tonumber(meta[1]), created, tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)}
+return (tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)) .. ' ' .. meta[1] .. ' '
+  .. created

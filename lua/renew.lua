@@ -11,8 +11,9 @@
 -- soft = max(old soft, now + lease ms), hard = max(old hard, soft + grace ms), where
 -- grace ms = hard_ms - soft_ms of its record. A handed-off grant not claimed yet is
 -- claimed first (see heartbeat.lua).
--- Returns {now_ms, token_1, soft_1, hard_1, ..., token_n, soft_n, hard_n};
--- token 0 means that lease is gone (expired, revoked, or lost).
+-- Returns one string: "<now_ms>", then "<status> <token> <soft_ms> <hard_ms>" per id:
+--   RENEW_RENEWED (1): still live; soft_ms and hard_ms are its new expiries
+--   RENEW_GONE (2): expired, revoked or lost (token = soft_ms = hard_ms = 0)
 -- Cost: O(n log N).
 
 local now = clock()
@@ -27,7 +28,7 @@ for i = 1, #KEYS - 5 do
   local rec = redis.call('HMGET', key, 'token', 'soft_ms', 'hard_ms')
   if score and not rec[1] then
     local ticket = redis.call('HGET', KEYS[4], id)
-    if ticket and claim(id, 5 + i, ticket, now, cfg.margin) then
+    if ticket and cold().claim(id, 5 + i, ticket, now, cfg.margin) then
       score = redis.call('ZSCORE', KEYS[2], id)
       rec = redis.call('HMGET', key, 'token', 'soft_ms', 'hard_ms')
     end
@@ -42,7 +43,8 @@ for i = 1, #KEYS - 5 do
       redis.call('HSET', key, 'soft_ms', soft, 'hard_ms', hard, 'renewed_ms', now)
       redis.call('PEXPIREAT', key, hard + cfg.margin)
     end
-    out[#out + 1] = stored_int(key, 'token', rec[1], MAX_INT)
+    out[#out + 1] = RENEW_RENEWED
+    out[#out + 1] = s(stored_int(key, 'token', rec[1], MAX_INT))
     out[#out + 1] = soft
     out[#out + 1] = hard
   else
@@ -50,9 +52,10 @@ for i = 1, #KEYS - 5 do
       -- A live slot without its record (partial data loss): drop it, it is lost.
       redis.call('ZREM', KEYS[2], id)
     end
+    out[#out + 1] = RENEW_GONE
     out[#out + 1] = 0
     out[#out + 1] = 0
     out[#out + 1] = 0
   end
 end
-return out
+return table.concat(out, ' ')

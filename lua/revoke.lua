@@ -7,8 +7,9 @@
 -- ARGV[2]     lease id
 --
 -- Publishes "revoke <id>" when the lease was known (its holder then treats it as lost).
--- Returns one string: "<1 if the lease was live else 0> <now_ms>", then own grants
--- (see _shared.lua).
+-- Returns one string: "<now_ms> <status>", then own grants (see _shared.lua); status:
+--   REVOKE_WAS_LIVE (1): the lease was live (it is removed, its holder told)
+--   REVOKE_NOT_LIVE (2): nothing live had that id (an expired one is removed too)
 -- Cost: O(log N), plus O(log N + batch) to hand off.
 
 local now, now_us = clock()
@@ -24,8 +25,8 @@ end
 if score or known == 1 then
   redis.call('PUBLISH', EVENTS, 'revoke ' .. id)
 end
-local live = 0
-if score and tonumber(score) > now then live = 1 end
+local status = REVOKE_NOT_LIVE
+if score and tonumber(score) > now then status = REVOKE_WAS_LIVE end
 local own = {}
 if score then fill(now, now_us, cfg, {}, own) end
-return put_own({live, now}, own)
+return reply(string.format('%d %d', now, status), own)

@@ -5,8 +5,9 @@
 -- ARGV[1]     the caller's constants (see _shared.lua)
 -- ARGV[2]     the new capacity (an integer from 0, paused, to 1000000)
 --
--- Returns one string: "<old capacity (-1 if the pool had none, or a damaged one: this is
--- how an operator repairs it)> <live leases> <now_ms>", then own grants (see _shared.lua).
+-- Returns one string: "<now_ms> <old capacity (-1 if the pool had none, or a damaged
+-- one: this is how an operator repairs it)> <live leases>", then own grants (see
+-- _shared.lua).
 -- A stored fence that is damaged fails the hand-off (LEASEPOOL_STATE) after the new
 -- capacity is written.
 -- Cost: O(log N + batch).
@@ -27,4 +28,4 @@ redis.call('HSET', KEYS[1], 'capacity', new)
 local live = live_count(now)
 local own = {}
 if new > live then fill(now, now_us, cfg, {}, own) end
-return put_own({old, live, now}, own)
+return reply(string.format('%d %d %d', now, old, live), own)

@@ -4,25 +4,27 @@
 -- coordinators to reclaim (they do on every call).
 --
 -- KEYS[1..5]  meta, leases, queue, tickets, waiters (see _shared.lua)
--- ARGV[1]     the most live leases to list (an integer >= 1)
+-- ARGV[1]     the caller's constants (see _shared.lua; not read: the same layout as
+--             every script)
+-- ARGV[2]     the most live leases to list (an integer >= 1)
 --
 -- A key of the wrong type fails the call with "LEASEPOOL_STATE <key> is a <type>, not a
 -- <type>", so the caller's error names the damaged key.
 --
--- Returns an array:
+-- Returns an array (the one script that does: its items hold the tickets' free text):
 --   [1] now_ms (server time)
 --   [2] the meta hash's capacity field as stored (false when the field is missing)
 --   [3] live leases (expiry after now)
 --   [4] expired leases that no script has reclaimed yet
 --   [5] queued tickets (the queue's size)
---   [6] up to ARGV[1] live leases, soonest expiry first, flat: id, expiry_ms, id, ...
+--   [6] up to ARGV[2] live leases, soonest expiry first, flat: id, expiry_ms, id, ...
 --   [7] the tickets hash, flat: id, ticket, ...
 --   [8] the waiting processes alive at now (origins)
 --   [9] how many of the five keys exist (0: no such pool)
 -- Cost: O(log N + limit + T + W) for N leases, T tickets and W waiting processes.
 
 local now = clock()
-local limit = tonumber(ARGV[1])
+local limit = tonumber(ARGV[2])
 if not limit or limit < 1 then error({err = 'ERR leasepool: bad status limit'}) end
 
 local kinds = {'hash', 'zset', 'zset', 'hash', 'zset'}

@@ -80,7 +80,11 @@ def build_executor(
         from leasepool._workers import build_process_executor
 
         return build_process_executor(
-            workers=workers, name=thread_name_prefix, kwargs=kwargs, options=options
+            workers=workers,
+            name=thread_name_prefix,
+            kwargs=kwargs,
+            serializer=options.serializer,
+            prewarm=options.prewarm,
         )
     cls = executor_class(backend)
     if options.serializer == "cloudpickle":

@@ -25,23 +25,20 @@ import time
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
+from leasepool._cli_common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    CommandError,
+    say,
+)
 from leasepool._cli_format import format_status, status_json
 from leasepool._errors import LeasePoolError
 from leasepool._settings import URL_ENV
 from leasepool._validation import MAX_CAPACITY, capacity_value
 
 __all__ = ["CommandError", "format_status", "main", "status_json"]
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-PREFIX_ENV = "LEASEPOOL_KEY_PREFIX"
-
-
-class CommandError(Exception):
-    """A user-facing failure: printed without a traceback; ``code`` is the exit status."""
-
-    def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -189,36 +186,6 @@ def parser() -> argparse.ArgumentParser:
     _common(capacity)
     _add_exporter(sub)
     return top
-
-
-def redis_url(args: argparse.Namespace) -> str:
-    """The URL from ``--url``, else from the environment (a usage error when neither)."""
-    from leasepool._redis.url import check_url
-
-    url = args.url or os.environ.get(URL_ENV)
-    if not url:
-        raise CommandError(f"no Redis URL: pass --url or set {URL_ENV}", EXIT_USAGE)
-    try:
-        return check_url(url)
-    except (TypeError, ValueError) as exc:
-        raise CommandError(str(exc), EXIT_USAGE) from None
-
-
-def key_prefix(args: argparse.Namespace) -> str:
-    """``--prefix``, else ``LEASEPOOL_KEY_PREFIX``, else ``leasepool``."""
-    from leasepool._redis.keys import DEFAULT_PREFIX, check_key_prefix
-
-    env = os.environ.get(PREFIX_ENV, "").strip()
-    try:
-        return check_key_prefix(args.prefix or env or DEFAULT_PREFIX)
-    except (TypeError, ValueError) as exc:
-        where = "--prefix" if args.prefix else PREFIX_ENV
-        raise CommandError(f"{where}: {exc}", EXIT_USAGE) from None
-
-
-def say(args: argparse.Namespace, message: str) -> None:
-    """A message for the operator, on stderr."""
-    print(f"leasepool {args.command}: {message}", file=sys.stderr, flush=True)
 
 
 Command = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]

@@ -2,7 +2,8 @@
 
 ``revoke`` and ``capacity N`` change a pool through the coordinators' own
 scripts; showing a capacity only reads. Conventions (stdout/stderr, exit
-status, ``--json``) are those of :mod:`leasepool._cli`.
+status, ``--json``) are those of :mod:`leasepool._cli`;
+the shared helpers come from :mod:`leasepool._cli_common`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import os
 import time
 from typing import Any
 
-from leasepool._cli import (
+from leasepool._cli_common import (
     EXIT_FAILED,
     EXIT_OK,
     CommandError,

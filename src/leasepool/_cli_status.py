@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from leasepool._cli import EXIT_FAILED, EXIT_OK, CommandError, key_prefix, redis_url, say
+from leasepool._cli_common import EXIT_FAILED, EXIT_OK, CommandError, key_prefix, redis_url, say
 from leasepool._cli_format import format_status, status_json
 from leasepool._errors import LeasePoolError
 from leasepool._redis.admin import PoolReport, RedisAdmin, connect

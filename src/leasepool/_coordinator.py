@@ -4,7 +4,7 @@ A lease needs two things: a local executor (owned by this process's pool) and a
 *global slot* granted by a coordinator. The coordinator decides who may hold a
 slot and until when; the manager never counts global capacity itself.
 
-Rules every implementation keeps (the contract suite in ``tests/contract``
+Rules every implementation keeps (the contract suite in :mod:`leasepool.testing.contract`
 checks them against each one):
 
 * ``acquire`` never grants more than ``capacity`` live slots at once.
@@ -17,6 +17,10 @@ checks them against each one):
   never shortens one (so a lost reply can only make the holder's local
   deadline earlier than the coordinator's, never later).
 * Fencing tokens strictly increase per pool.
+* ``acquire_nowait``/``release_nowait`` are optional fast paths with the same
+  rules; they never wait and never do I/O, and raise ``WouldBlock`` instead.
+  The manager calls them first on every coordinator and falls back to the
+  async calls, so it never needs to know which coordinator it has.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from leasepool._clock import Clock
+from leasepool._errors import WouldBlock
+from leasepool._statistics import CoordinatorStatistics
 
 
 class ReleaseOutcome(enum.Enum):
@@ -138,6 +144,26 @@ class Coordinator(abc.ABC):
         ``TimeoutError``.
         """
 
+    def acquire_nowait(self, request: GrantRequest, *, now: float) -> Grant:
+        """Grant at once, with no I/O and no await, or raise :class:`WouldBlock`.
+
+        ``now`` is the caller's reading of the clock passed to :meth:`start`.
+        Raises ``WouldBlock`` when the pool is full, when waiters are queued
+        (first in, first out), before ``start`` or after the last ``close``, or
+        whenever this coordinator cannot decide without I/O. The default always
+        raises ``WouldBlock``. A grant from here counts exactly like one from
+        :meth:`acquire`: release it with :meth:`release` or :meth:`release_nowait`.
+        """
+        raise WouldBlock(f"{type(self).__name__} has no no-wait acquire")
+
+    def release_nowait(self, lease_id: str) -> ReleaseOutcome:
+        """Release with no I/O and no await, or raise :class:`WouldBlock`.
+
+        Same outcomes as :meth:`release`. The default always raises ``WouldBlock``;
+        the caller then awaits :meth:`release`.
+        """
+        raise WouldBlock(f"{type(self).__name__} has no no-wait release")
+
     @abc.abstractmethod
     async def release(self, lease_id: str) -> ReleaseOutcome:
         """Free the slot. Idempotent; completes even if the caller is cancelled."""
@@ -163,6 +189,10 @@ class Coordinator(abc.ABC):
     async def status(self) -> PoolStatus:
         """The pool's capacity, live leases and waiters."""
 
-    def statistics(self) -> dict[str, object]:
-        """Process-local counters for ``manager.stats()``; cheap, no I/O."""
+    def statistics(self) -> CoordinatorStatistics:
+        """Process-local counters for ``manager.stats()["coordinator"]``; cheap, no I/O.
+
+        The default is an empty dict; the built-in coordinators return the common
+        keys of :class:`CoordinatorStatistics` plus their own counters.
+        """
         return {}

@@ -78,7 +78,7 @@ async def run_local_demo(out: Print = print, *, speed: float = 1.0) -> dict[str,
             "counters: acquires={acquires} waits={waits} rejections={rejections} "
             "soft_expiries={soft_expiries} hard_expiries={hard_expiries}".format(**counters)
         )
-        return stats
+        return dict(stats)
     finally:
         await manager.stop()
         say("manager stopped")

@@ -33,6 +33,15 @@ class LeaseLostError(LeaseExpiredError):
     """
 
 
+class WouldBlock(LeasePoolError):
+    """A ``*_nowait`` call could not complete without waiting or I/O; use the async call.
+
+    Raised by :meth:`Coordinator.acquire_nowait` and :meth:`Coordinator.release_nowait`.
+    It says nothing about the pool (it may be full, or the coordinator may simply
+    need a round trip to decide): the caller falls back to ``acquire``/``release``.
+    """
+
+
 class UnsupportedBackendError(LeasePoolError):
     """The requested executor backend is not available on this Python."""
 

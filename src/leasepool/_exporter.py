@@ -27,7 +27,7 @@ from prometheus_client import start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from leasepool._cli import EXIT_OK, CommandError, say
+from leasepool._cli_common import EXIT_OK, CommandError, say
 from leasepool._cli_status import Frame, open_admin, read_frame
 from leasepool._errors import LeasePoolError
 from leasepool._redis.admin import PoolReport, RedisAdmin

@@ -68,7 +68,7 @@ class WorkGrinder:
         self._logger = logger or logging.getLogger("leasepool.grinder")
         # Our manager's clock (a ManualClock in tests); the real clock for any other manager.
         self._clock: Clock = (
-            executor_manager._clock
+            executor_manager.clock
             if isinstance(executor_manager, LeasedExecutorManager)
             else MONOTONIC_CLOCK
         )

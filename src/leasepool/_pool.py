@@ -43,7 +43,7 @@ from leasepool._backends import (
 )
 from leasepool._clock import Clock
 from leasepool._errors import LeasePoolNotStartedError
-from leasepool._stats import Counters
+from leasepool._statistics import Counters
 from leasepool._terminate import shut_down_and_reap
 from leasepool._waiting import HandoffQueue
 
@@ -54,12 +54,12 @@ class PoolMember:
     __slots__ = (
         "_lock",
         "_loop",
-        "_on_drained",
         "broken",
         "broken_hook",
         "executor",
         "gone",
         "leases_served",
+        "on_drained",
         "pending",
         "revoked",
         "seq",
@@ -77,7 +77,9 @@ class PoolMember:
         self.revoked = False
         self._lock = threading.Lock()
         self._loop = loop
-        self._on_drained: Callable[[], None] | None = None
+        # Run once when no work is pending any more; set by when_drained(), read
+        # (never written) outside this module.
+        self.on_drained: Callable[[], None] | None = None
         # Set by the pool: told (on the loop) the first time this executor is seen broken.
         self.broken_hook: Callable[[PoolMember], None] | None = None
 
@@ -87,9 +89,9 @@ class PoolMember:
     def finished(self, future: Future[Any]) -> None:
         """Work done and its outcome already inspected; called on the loop thread."""
         self.pending.discard(future)
-        if not self.pending and self._on_drained is not None:
+        if not self.pending and self.on_drained is not None:
             with self._lock:
-                callback, self._on_drained = self._on_drained, None
+                callback, self.on_drained = self.on_drained, None
             if callback is not None:
                 callback()
 
@@ -97,9 +99,9 @@ class PoolMember:
         """Work done; called from a worker or executor management thread."""
         self._note_broken(future)
         self.pending.discard(future)
-        if not self.pending and self._on_drained is not None:
+        if not self.pending and self.on_drained is not None:
             with self._lock:
-                callback, self._on_drained = self._on_drained, None
+                callback, self.on_drained = self.on_drained, None
             if callback is not None:
                 with contextlib.suppress(RuntimeError):  # loop closed: nothing to return to
                     self._loop.call_soon_threadsafe(callback)
@@ -123,10 +125,10 @@ class PoolMember:
     def when_drained(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` on the loop once no submitted work is pending (now, if none is)."""
         with self._lock:
-            self._on_drained = callback
+            self.on_drained = callback
         if not self.pending:
             with self._lock:
-                taken, self._on_drained = self._on_drained, None
+                taken, self.on_drained = self.on_drained, None
             if taken is not None:
                 taken()
 
@@ -299,7 +301,9 @@ class LocalPool:
             return
         self.busy.discard(member)
         # Retiring executors count against max_pools, not towards the target.
-        if len(self.idle) + len(self.busy) >= self.desired():
+        # (Without a size_provider the target is min_pools: skip the call.)
+        target = self.min_pools if self.size_provider is None else self.desired()
+        if len(self.idle) + len(self.busy) >= target:
             self.retire(member, "shrink")
         else:
             self.idle.append(member)

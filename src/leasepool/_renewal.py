@@ -15,9 +15,8 @@ from typing import Any
 from leasepool._clock import Clock, TimerHandle
 from leasepool._coordinator import Coordinator, Grant
 from leasepool._errors import LeasePoolError
-from leasepool._expiry import ExpiryTimers
-from leasepool._lease import ExecutorLease, LeaseState
-from leasepool._stats import Counters
+from leasepool._lease import ExecutorLease, LeaseBook, LeaseState
+from leasepool._statistics import Counters
 
 
 class Renewals:
@@ -27,43 +26,38 @@ class Renewals:
         coordinator: Coordinator,
         clock: Clock,
         counters: Counters,
-        timers: ExpiryTimers,
+        book: LeaseBook,
         logger: logging.Logger,
-        end_lease: Callable[[ExecutorLease, LeaseState], None],
         spawn: Callable[[Awaitable[Any]], None],
     ) -> None:
         self._coordinator = coordinator
         self._clock = clock
         self._counters = counters
-        self._timers = timers
+        self._book = book
         self._logger = logger
-        self._end_lease = end_lease
         self._spawn = spawn
         self._timer: TimerHandle | None = None
         self._leases: Mapping[str, ExecutorLease] = {}
 
     async def renew(self, lease: ExecutorLease, seconds: float) -> None:
         """Extend one lease to ``seconds`` from now; raise if it is no longer active."""
-        if lease._state is LeaseState.ACTIVE and self._clock.monotonic() >= lease._hard_deadline:
-            self._end_lease(lease, LeaseState.EXPIRED)
-        if lease._state is not LeaseState.ACTIVE:
-            raise lease._closed_error()
+        book = self._book
+        if book.expire_if_due(lease):
+            raise book.closed_error(lease)
         results = await self._coordinator.renew({lease.lease_id: seconds})
         self.apply(lease, results.get(lease.lease_id))
-        if lease._state is not LeaseState.ACTIVE:
-            raise lease._closed_error()
+        if not lease.active:
+            raise book.closed_error(lease)
 
     def apply(self, lease: ExecutorLease, grant: Grant | None) -> None:
-        if lease._state is not LeaseState.ACTIVE:
+        if not lease.active:
             return  # ended locally while the renewal was in flight: never revive
         if grant is None:
             self._counters.renewal_failures += 1
-            self._end_lease(lease, LeaseState.LOST)
+            self._book.revoke(lease, LeaseState.LOST)
             return
         self._counters.renewals += 1
-        lease._soft_deadline = max(lease._soft_deadline, grant.soft_deadline)
-        lease._hard_deadline = max(lease._hard_deadline, grant.hard_deadline)
-        self._timers.rearm_after_renewal(lease)
+        self._book.extend(lease, grant)
 
     # -- auto_renew ---------------------------------------------------------------
 

@@ -34,8 +34,8 @@ from typing import TYPE_CHECKING
 from leasepool._backends import ExecutorBackend
 from leasepool._clock import Clock
 from leasepool._errors import LeaseExpiredError
-from leasepool._lease import ExecutorLease, LeaseState
-from leasepool._stats import Counters
+from leasepool._lease import ExecutorLease
+from leasepool._statistics import Counters
 from leasepool._terminate import REAP_GRACE_SECONDS, kill_process_workers
 
 if TYPE_CHECKING:
@@ -60,29 +60,26 @@ class StopTarget:
 
 
 def stop_targets(
-    leases: Iterable[ExecutorLease],
+    held: Iterable[tuple[PoolMember, ExecutorLease]],
     draining: Iterable[tuple[PoolMember, ExecutorLease]],
     busy: Iterable[PoolMember],
     now: float,
     stop_timeout: float,
 ) -> list[StopTarget]:
-    """End the held leases locally (no new work) and list what must be drained.
+    """List what must be drained, each with its bound.
 
-    ``draining``: released leases whose work still runs (their slots are held
-    until it ends). ``busy``: every other executor in use, whose slot is gone
-    already (hard expiry, loss) or was never granted (an acquire in progress).
+    ``held``: the leases that were live when stop() began (already ended by the
+    lease book, so no new work gets in). ``draining``: released leases whose
+    work still runs (their slots are held until it ends). ``busy``: every other
+    executor in use, whose slot is gone already (hard expiry, loss) or was never
+    granted (an acquire in progress).
     """
     deadline = now + stop_timeout
     targets: dict[PoolMember, StopTarget] = {}
-    for lease in leases:
-        lease._state = LeaseState.RELEASED
-        targets[lease._member] = StopTarget(
-            lease._member, lease.lease_id, lease.owner, min(deadline, lease._hard_deadline)
-        )
-    for member, lease in draining:
+    for member, lease in [*held, *draining]:
         if member not in targets:
             targets[member] = StopTarget(
-                member, lease.lease_id, lease.owner, min(deadline, lease._hard_deadline)
+                member, lease.lease_id, lease.owner, min(deadline, lease.hard_expires_at)
             )
     for member in busy:
         if member not in targets:

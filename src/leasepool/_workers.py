@@ -35,7 +35,6 @@ from concurrent.futures import process as _stdlib
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from leasepool._backends import ExecutorOptions
 from leasepool._errors import LeasePoolError
 
 # How long the manager thread waits for a dead worker's exit status to be
@@ -287,17 +286,21 @@ def start_prewarm(executor: LeasedProcessPoolExecutor) -> None:
 
 
 def build_process_executor(
-    *, workers: int, name: str, kwargs: dict[str, Any], options: ExecutorOptions
+    *, workers: int, name: str, kwargs: dict[str, Any], serializer: str, prewarm: bool
 ) -> LeasedProcessPoolExecutor:
-    """A :class:`LeasedProcessPoolExecutor` (cloudpickling if asked), pre-warmed if asked."""
+    """A :class:`LeasedProcessPoolExecutor` (cloudpickling if asked), pre-warmed if asked.
+
+    Takes the options as plain values, not ``ExecutorOptions``: ``_backends`` imports
+    this module, so importing ``_backends`` here would make a cycle.
+    """
     cls: type[LeasedProcessPoolExecutor] = LeasedProcessPoolExecutor
-    if options.serializer == "cloudpickle":
+    if serializer == "cloudpickle":
         from leasepool._serialization import with_cloudpickle
 
         cls = with_cloudpickle(LeasedProcessPoolExecutor)
     factory: Any = cls
     executor: LeasedProcessPoolExecutor = factory(max_workers=workers, **kwargs)
     executor.leasepool_name = name
-    if options.prewarm:
+    if prewarm:
         start_prewarm(executor)
     return executor

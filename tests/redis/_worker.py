@@ -107,9 +107,9 @@ async def queue_mode(url: str, pool: str, capacity: int, opts: dict[str, Any]) -
         running.append(asyncio.ensure_future(one(i)))
         if opts.get("stagger"):
             await asyncio.sleep(float(opts["stagger"]))  # several processes interleave
-    while coordinator.statistics()["waiting"] != tasks or any(
-        item.state.value != "queued" for item in coordinator._waiting.values()
-    ):
+    while (
+        coordinator.statistics()["waiting"] != tasks or coordinator.statistics()["waits"] < tasks
+    ):  # every waiter of ours has its ticket in Redis
         if all(task.done() for task in running):
             break
         await asyncio.sleep(0.01)

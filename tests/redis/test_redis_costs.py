@@ -151,3 +151,32 @@ async def test_cancelling_the_first_try_leaks_no_slot(
         assert live == ({grant.lease_id} if grant else set())
     finally:
         await c.close()
+
+
+# What a grant and a release run inside their scripts when nobody queues: the fast path,
+# whose server time is measured in benchmarks/ (lua/acquire.lua and lua/release.lua
+# headers state the same).
+ACQUIRE_COMMANDS = {
+    "time": 1, "hmget": 2, "zcount": 1, "zadd": 1, "pexpire": 1, "hset": 2, "pexpireat": 1,
+}  # fmt: skip
+RELEASE_COMMANDS = {"time": 1, "zscore": 1, "zrem": 1, "del": 1, "zrange": 1}
+
+
+async def test_a_grant_and_a_release_with_nobody_queued_run_few_commands(
+    own_redis: RedisServer, server_stats: Any
+) -> None:
+    c = await started(own_redis.url, "p", 2)
+    try:
+        await c.acquire(GrantRequest("warm", "", 30, 0), wait=False, deadline=None)
+        await c.release("warm")
+        server_stats.config_resetstat()
+        await c.acquire(GrantRequest("a", "", 30, 0), wait=False, deadline=None)
+        after_acquire = commandstats(server_stats)
+        server_stats.config_resetstat()
+        await c.release("a")
+        after_release = commandstats(server_stats)
+    finally:
+        await c.close()
+    for stats, expected in ((after_acquire, ACQUIRE_COMMANDS), (after_release, RELEASE_COMMANDS)):
+        assert top_level(stats) == {"evalsha": 1}, stats
+        assert {k: v for k, v in stats.items() if k in INSIDE_SCRIPTS} == expected

@@ -26,6 +26,7 @@ from leasepool import GrantRequest, LeaseUnavailableError, RedisCoordinator, Rel
 from leasepool._cli import main as cli_main
 from leasepool._clock import MONOTONIC_CLOCK
 from leasepool._redis.deadlines import local_deadline
+from leasepool.testing import ManualClock
 
 pytestmark = pytest.mark.redis
 
@@ -35,13 +36,16 @@ def ignore(_: str) -> None:
 
 
 @contextlib.asynccontextmanager
-async def coordinators(url: str, pool: str, capacity: int, n: int = 2, **kwargs: Any) -> Any:
-    """``n`` started coordinators, each with a client (and so an origin) of its own."""
+async def coordinators(
+    url: str, pool: str, capacity: int, n: int = 2, clocks: Any = (), **kwargs: Any
+) -> Any:
+    """``n`` started coordinators, each with a client (and so an origin) of its own;
+    ``clocks[i]`` (if given) is coordinator i's clock."""
     made = [
         RedisCoordinator.from_url(url, pool=pool, capacity=capacity, **kwargs) for _ in range(n)
     ]
-    for c in made:
-        await c.start(clock=MONOTONIC_CLOCK, on_lost=ignore)
+    for i, c in enumerate(made):
+        await c.start(clock=clocks[i] if i < len(clocks) else MONOTONIC_CLOCK, on_lost=ignore)
     try:
         yield made
     finally:
@@ -50,11 +54,15 @@ async def coordinators(url: str, pool: str, capacity: int, n: int = 2, **kwargs:
 
 
 async def queued(c: RedisCoordinator, request: GrantRequest, **kw: Any) -> asyncio.Task[Any]:
-    """A waiting acquire, returned once its ticket sits in Redis."""
+    """A waiting acquire, returned once its ticket sits in Redis and ``c`` has read the
+    reply that says so (its ``waits`` counter moved)."""
+    waits = c.statistics()["waits"]
     task = asyncio.ensure_future(c.acquire(request, wait=True, deadline=kw.get("deadline")))
     for _ in range(500):
-        item = c._waiting.get(request.lease_id)
-        if task.done() or (item is not None and item.state.value == "queued"):
+        if task.done() or (
+            c.statistics()["waits"] > waits
+            and await c.client.zscore(c.keys.queue, request.lease_id) is not None
+        ):
             return task
         await asyncio.sleep(0.005)
     raise AssertionError("the waiter never queued")
@@ -256,11 +264,12 @@ async def test_a_late_copy_of_a_grant_already_found_does_not_release_it(
             if record:
                 break
             await asyncio.sleep(0.01)
+        (origin,) = await redis_client.zrange(b.keys.waiters, 0, -1)  # b's, the one waiter
         late = (
-            f"grant {b._origin} next {grant.fencing_token} {record['soft_ms']}"
+            f"grant {origin} next {grant.fencing_token} {record['soft_ms']}"
             f" {record['hard_ms']} {int(record['acquired_ms']) + 5000}"
         )
-        b._on_event(late)
+        assert await redis_client.publish(b.keys.events, late) >= 1
         await asyncio.sleep(0.2)
         assert b.statistics()["orphans_released"] == 0
         assert await redis_client.zscore(b.keys.leases, "next") is not None
@@ -326,10 +335,10 @@ async def test_fair_wait_false_never_jumps_the_queue_and_costs_one_round_trip(
     slot to the first ticket (the waiters' own timers are kept away) and is refused, in
     one round trip, because a ticket still waits."""
     stats = redis.Redis.from_url(own_redis.url, decode_responses=True)
-    async with coordinators(own_redis.url, "p", 2, n=2, fair=True, recheck_interval=30.0) as (
-        a,
-        b,
-    ):
+    # b's timers run on a clock that stands still: they are kept away.
+    async with coordinators(
+        own_redis.url, "p", 2, n=2, clocks=[MONOTONIC_CLOCK, ManualClock()], fair=True
+    ) as (a, b):
         try:
             await a.acquire(req("h1"), wait=False, deadline=None)
             await a.acquire(req("h2", seconds=0.3, grace=0), wait=False, deadline=None)
@@ -337,8 +346,6 @@ async def test_fair_wait_false_never_jumps_the_queue_and_costs_one_round_trip(
                 await a.acquire(req("warm"), wait=False, deadline=None)
             first = await queued(b, req("first"))
             second = await queued(b, req("second"))
-            b._expiry_at = None  # keep b's timer away: the newcomer meets the free slot
-            b._arm_timer()
             await asyncio.sleep(0.5)  # h2 has expired: one slot is free, two tickets wait
             stats.config_resetstat()
             with pytest.raises(LeaseUnavailableError, match="waiting"):
@@ -357,11 +364,11 @@ async def test_without_fair_a_newcomer_may_take_a_slot_nobody_handed_off(
 ) -> None:
     """An expired (not released) slot: a waiter in another process still sleeps until
     its expiry timer; a non-fair newcomer takes the slot at once, a fair one queues."""
-    async with coordinators(redis_url, pool_name, 1, n=2, recheck_interval=30.0) as (a, b):
+    # b's timers run on a clock that stands still, so the newcomer is first to notice.
+    clocks = [MONOTONIC_CLOCK, ManualClock()]
+    async with coordinators(redis_url, pool_name, 1, n=2, clocks=clocks) as (a, b):
         await a.acquire(req("expiring", seconds=0.3, grace=0), wait=False, deadline=None)
         task = await queued(b, req("waiter"))
-        b._expiry_at = None  # keep b's timer away, so the newcomer is first to notice
-        b._arm_timer()
         await asyncio.sleep(0.5)
         newcomer = await a.acquire(req("newcomer"), wait=False, deadline=None)
         assert newcomer.lease_id == "newcomer" and not task.done()

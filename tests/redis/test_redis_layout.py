@@ -157,7 +157,22 @@ def test_every_script_opens_with_a_header_and_uses_server_time() -> None:
         # Server time only: TIME directly, or through _shared.lua's clock().
         assert "redis.call('TIME')" in text or "= clock()" in text, name
         if name != "init":
-            assert loaded_source(name).startswith(shared), name
+            assert_composed(name, shared, text)
+
+
+def assert_composed(name: str, shared: str, text: str) -> None:
+    """What runs is _shared.lua's base, the script, and _shared.lua's helpers once, before
+    the script or at its "-- @helpers" line (lua/_shared.lua, scripts.py)."""
+    at = shared.index("\n-- @helpers") + 1
+    base, helpers = shared[:at], shared[at:]
+    loaded = loaded_source(name)
+    assert loaded.startswith(base), name
+    assert loaded.count(helpers) == 1, name
+    rest = iter(loaded[len(base) :].replace(helpers, "").splitlines())
+    assert all(line in rest for line in text.splitlines()), name  # in order
+    if "\n-- @helpers" in text:
+        fast = text[: text.index("\n-- @helpers")]
+        assert loaded.index(fast) < loaded.index(helpers), name
 
 
 def test_scripts_touch_only_the_keys_they_are_given() -> None:

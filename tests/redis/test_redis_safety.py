@@ -2,7 +2,8 @@
 
 Each test names the rule it guards; each one fails when that rule is broken:
 
-* a stale grant message never activates a lease (a waiter stalled past its claim window);
+* a stale grant message never activates a lease (a waiter stalled past its claim window),
+  nor does a grant message Redis never sent;
 * local deadlines are timed from the send, never the reply (a proxy delays replies);
 * ``timeout``, ``wait=False`` and ``timeout=0`` bound the whole acquire when Redis hangs;
 * nothing grows: the held table, the waiters entry of a closed process, a dead waiter's
@@ -77,6 +78,40 @@ async def test_a_waiter_stalled_past_its_claim_window_never_uses_the_stale_grant
         finally:
             os.kill(worker.process.pid, signal.SIGCONT)
             worker.close()
+
+
+async def test_a_grant_message_alone_never_activates_a_lease(
+    redis_url: str, pool_name: str, redis_client: Any
+) -> None:
+    """A ``grant`` message for a queued waiter that Redis never made (a forged or stale
+    copy): the waiter claims it, the claim finds nothing to claim, and the waiter keeps
+    waiting. It gets its slot from a real hand-off, with the token Redis gave it."""
+    async with started(redis_url, pool_name) as holder, started(redis_url, pool_name) as b:
+        held = await holder.acquire(req("held"), wait=False, deadline=None)
+        waits = b.statistics()["waits"]
+        task = asyncio.ensure_future(b.acquire(req("next"), wait=True, deadline=None))
+        for _ in range(500):
+            if b.statistics()["waits"] > waits:
+                break
+            await asyncio.sleep(0.005)
+        (origin,) = await redis_client.zrange(b.keys.waiters, 0, -1)
+        now_ms = int((await redis_client.time())[0]) * 1000
+        hard = now_ms + 60_000
+        forged = f"grant {origin} next 999999 {hard} {hard} {now_ms + 5000}"
+        assert await redis_client.publish(b.keys.events, forged) >= 1
+        for _ in range(200):  # read, claimed, and the claim found the ticket still waiting
+            stats = b.statistics()
+            if (stats["events"] and not stats["unclaimed"]) or task.done():
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)
+        assert not task.done(), "a grant message alone activated a lease"
+        assert b.statistics()["events"] == 1 and b.statistics()["unclaimed"] == 0
+        assert await redis_client.zscore(b.keys.leases, "next") is None
+        await holder.release(held.lease_id)
+        grant = await asyncio.wait_for(task, 5)
+        assert grant.fencing_token != 999999
+        assert int(await redis_client.hget(b.keys.lease("next"), "token")) == grant.fencing_token
 
 
 async def test_local_deadlines_come_from_the_send_even_when_replies_are_late(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -124,7 +126,7 @@ def test_modules_are_private() -> None:
         if path.name in ("__pycache__", "py.typed") or path.name.startswith("."):
             continue
         if path.is_dir():
-            if not path.name.startswith("_"):
+            if not path.name.startswith("_") and path.name not in PUBLIC_MODULES:
                 offenders.append(path.name)
             continue
         if path.suffix != ".py":
@@ -142,6 +144,57 @@ def test_testing_module_exports_manual_clock() -> None:
     assert leasepool.testing.__all__ == ["ManualClock"]
     clock = leasepool.testing.ManualClock()
     assert isinstance(clock, leasepool.Clock)
+
+
+def test_the_testing_package_has_one_public_submodule() -> None:
+    names = {info.name for info in pkgutil.iter_modules(leasepool.testing.__path__)}
+    assert "contract" in names
+    assert [name for name in names if not name.startswith("_")] == ["contract"]
+    contract = importlib.import_module("leasepool.testing.contract")
+    assert contract.__all__ == ["CoordinatorContract", "CoordinatorFactory", "Harness"]
+    assert not contract.CoordinatorContract.__name__.startswith("Test")  # never collected itself
+
+
+def _fresh_interpreter(code: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def test_import_leasepool_does_not_import_redis() -> None:
+    # redis-py costs about half of `import leasepool`: only Redis users should pay it.
+    out = _fresh_interpreter(
+        "import sys\n"
+        "import leasepool, leasepool.testing, leasepool._settings\n"
+        "print('before', sorted(m for m in sys.modules if m.split('.')[0] == 'redis'))\n"
+        "assert 'RedisCoordinator' in dir(leasepool)\n"
+        "from leasepool import RedisCoordinator\n"
+        "assert leasepool.RedisCoordinator is RedisCoordinator\n"
+        "assert RedisCoordinator.__module__.startswith('leasepool.')\n"
+        "print('after', 'redis' in sys.modules)\n"
+    )
+    assert out.splitlines() == ["before []", "after True"]
+
+
+def test_a_misspelt_name_is_still_an_attribute_error() -> None:
+    with pytest.raises(AttributeError, match="RedisCoordinater"):
+        leasepool.RedisCoordinater  # type: ignore[attr-defined]  # noqa: B018
+
+
+def test_import_leasepool_testing_needs_no_pytest() -> None:
+    out = _fresh_interpreter(
+        "import sys\n"
+        "import leasepool.testing\n"
+        "leasepool.testing.ManualClock().advance(1)\n"
+        "print('pytest' in sys.modules, '_pytest' in sys.modules)\n"
+    )
+    assert out.split() == ["False", "False"]
 
 
 def test_version_is_a_string() -> None:

@@ -159,3 +159,57 @@ def test_process_backend_stats_before_start() -> None:
     manager = LeasedExecutorManager(backend="PROCESS", max_pools=2)
     assert manager.stats()["backend"] == "process"
     assert manager.backend.value == "process"
+
+
+# -- the typed shapes (ManagerStats and friends) match what is returned -------------
+
+
+def keys_of(typed: type) -> set[str]:
+    return set(typed.__required_keys__) | set(typed.__optional_keys__)  # type: ignore[attr-defined]
+
+
+async def test_stats_match_their_typed_dicts(make_manager: Factory) -> None:
+    from leasepool import (
+        CoordinatorStatistics,
+        LeaseStats,
+        ManagerCounters,
+        ManagerStats,
+        MemoryCoordinatorStatistics,
+    )
+
+    manager = make_manager(max_pools=2)
+    await manager.start()
+    lease = await manager.acquire(owner="typed")
+    stats = manager.stats()
+    # A plain dict at runtime, as in 0.1.3 (json-serialisable, no custom types).
+    assert type(stats) is dict
+    json.dumps(stats)
+    assert set(stats) == keys_of(ManagerStats)
+    assert set(stats["counters"]) == keys_of(ManagerCounters)
+    assert [set(row) for row in stats["leases"]] == [keys_of(LeaseStats)]
+    coordinator = stats["coordinator"]
+    assert set(coordinator) == keys_of(MemoryCoordinatorStatistics)
+    assert keys_of(CoordinatorStatistics) <= set(coordinator)
+    assert coordinator["kind"] == "memory"
+    assert (coordinator["held"], coordinator["grants"]) == (1, 1)
+    await lease.release()
+    assert manager.stats()["counters"]["releases"] == 1
+
+
+async def test_redis_statistics_match_their_typed_dict() -> None:
+    # statistics() does no I/O, so an unstarted coordinator (no server needed) answers.
+    from leasepool import CoordinatorStatistics, RedisCoordinator, RedisCoordinatorStatistics
+
+    coordinator = RedisCoordinator.from_url("redis://127.0.0.1:9", pool="typed", capacity=2)
+    try:
+        statistics = coordinator.statistics()
+        assert type(statistics) is dict
+        assert set(statistics) == keys_of(RedisCoordinatorStatistics)
+        assert keys_of(CoordinatorStatistics) <= set(statistics)
+        assert (statistics["kind"], statistics["pool"], statistics["capacity"]) == (
+            "redis",
+            "typed",
+            2,
+        )
+    finally:
+        await coordinator.close()

@@ -17,11 +17,9 @@ keys the coordinators use. Invariants:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Any
 
-from leasepool._coordinator import LeaseRecord, PoolStatus, WaitingProcess
-from leasepool._errors import CoordinatorStateError
+from leasepool._coordinator import PoolStatus
 from leasepool._redis.errors import REDIS_ERRORS, translate
 from leasepool._redis.keys import (
     DEFAULT_PREFIX,
@@ -31,230 +29,26 @@ from leasepool._redis.keys import (
     meta_scan_pattern,
     pool_from_meta_key,
 )
+from leasepool._redis.protocol import (
+    RevokeStatus,
+    decode_revoke,
+    decode_set_capacity,
+    encode_revoke,
+    encode_set_capacity,
+    text,
+)
 from leasepool._redis.scripts import Scripts
+from leasepool._redis.snapshot import (
+    DEFAULT_STATUS_LIMIT,
+    OPERATOR_CONSTANTS,
+    PoolReport,
+    read_report,
+)
 from leasepool._redis.url import describe_client
-from leasepool._validation import MAX_CAPACITY, capacity_value, positive_int
+from leasepool._validation import capacity_value, positive_int
 from redis import exceptions as redis_exceptions
 
 _SCRIPT_SUFFIX = re.compile(r"\s*script: [0-9a-f]+, on @user_script:\d+\.?$")
-
-DEFAULT_RECLAIM_BATCH = 100
-DEFAULT_STATUS_LIMIT = 1000
-DEFAULT_CLAIM_MS = 5000
-DEFAULT_TICKET_MS = 15000
-
-
-def text(value: object) -> str:
-    """A reply item as ``str`` (clients with and without ``decode_responses``)."""
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-
-
-def _int(value: object, default: int = 0) -> int:
-    try:
-        return int(text(value)) if value is not None else default
-    except ValueError:
-        return default
-
-
-def script_config(
-    *,
-    capacity: int = 1,
-    batch: int = DEFAULT_RECLAIM_BATCH,
-    margin_ms: int = 60_000,
-    claim_ms: int = DEFAULT_CLAIM_MS,
-    ticket_ms: int = DEFAULT_TICKET_MS,
-    fair: bool = False,
-    origin: str = "",
-    pid: int | None = None,
-    host: str = "",
-) -> str:
-    """The scripts' ARGV[1] (see ``lua/_shared.lua``). Operator tools use the defaults:
-    no origin, so every grant they hand off is published to its waiter's process."""
-    return (
-        f"{capacity}|{batch}|{margin_ms}|{claim_ms}|{ticket_ms}|{1 if fair else 0}|{origin}"
-        f"|{'' if pid is None else pid}|{host}"
-    )
-
-
-def _granted_fields(ticket: str) -> list[str]:
-    """A granted ticket's fields (see ``lua/_shared.lua``); the owner, last, may hold '|'."""
-    return ticket.split("|", 7)
-
-
-def _lease_records(
-    entries: list[tuple[str, float]], hashes: list[Any], tickets: dict[str, str]
-) -> tuple[LeaseRecord, ...]:
-    """Records for live leases (id, expiry score) from their hashes, or, for a grant
-    handed to a waiter and not claimed yet (no hash), from its ticket."""
-    leases = []
-    for (lease_id, score), raw in zip(entries, hashes, strict=True):
-        fields = {text(k): text(v) for k, v in (raw or {}).items()}
-        ticket = tickets.get(lease_id, "")
-        if "token" not in fields and ticket.startswith("g|"):
-            _, token, acquired, soft, _hard, pid, host, owner = _granted_fields(ticket)
-            fields = {
-                "owner": owner,
-                "host": host,
-                "pid": pid,
-                "token": token,
-                "acquired_ms": acquired,
-                "soft_ms": soft,
-            }
-        leases.append(
-            LeaseRecord(
-                lease_id=lease_id,
-                owner=fields.get("owner", ""),
-                host=fields.get("host", ""),
-                pid=_int(fields.get("pid")),
-                token=_int(fields.get("token")),
-                acquired_ms=_int(fields.get("acquired_ms")),
-                soft_ms=_int(fields.get("soft_ms"), int(score)),
-                hard_ms=int(score),
-            )
-        )
-    return tuple(leases)
-
-
-def _waiting(tickets: dict[str, str], alive: set[str]) -> tuple[WaitingProcess, ...]:
-    """Live waiting tickets counted per process, most first. A ticket counts while its
-    process's heartbeat is current."""
-    counts: dict[tuple[str, int], int] = {}
-    for ticket in tickets.values():
-        if ticket.startswith("w|"):
-            # "w|<lease_ms>|<grace_ms>|<origin>|<pid>|<host>|<owner>"
-            parts = ticket.split("|", 6)
-            if len(parts) == 7 and parts[3] in alive:
-                who = (parts[5], _int(parts[4]))
-                counts[who] = counts.get(who, 0) + 1
-    return tuple(
-        WaitingProcess(host, pid, count)
-        for (host, pid), count in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-    )
-
-
-async def _hashes(client: Any, keys: PoolKeys, ids: list[str]) -> list[Any]:
-    """The lease hashes of ``ids``; a key of the wrong type fails naming that key."""
-    if not ids:
-        return []
-    pipe = client.pipeline(transaction=False)
-    for lease_id in ids:
-        pipe.hgetall(keys.lease(lease_id))
-    replies = list(await pipe.execute(raise_on_error=False))
-    for lease_id, reply in zip(ids, replies, strict=True):
-        if isinstance(reply, redis_exceptions.ResponseError):
-            raise CoordinatorStateError(f"{keys.lease(lease_id)} is not a hash: {reply}")
-        if isinstance(reply, BaseException):
-            raise reply
-    return replies
-
-
-async def read_status(
-    client: Any,
-    scripts: Scripts,
-    keys: PoolKeys,
-    *,
-    reclaim_batch: int = DEFAULT_RECLAIM_BATCH,
-    limit: int = DEFAULT_STATUS_LIMIT,
-) -> PoolStatus:
-    """The coordinator's status: reclaim one batch of expired leases (handing free slots
-    to waiters), then list up to ``limit`` live leases and count the live waiter
-    tickets per process. Raises redis-py errors; callers translate them.
-    """
-    reply = await scripts.reclaim(keys=list(keys.fixed), args=[script_config(batch=reclaim_batch)])
-    fields = reply.split()
-    now_ms, capacity = int(fields[1]), int(fields[3])
-    pipe = client.pipeline(transaction=False)
-    pipe.zrangebyscore(keys.leases, f"({now_ms}", "+inf", start=0, num=limit, withscores=True)
-    pipe.hgetall(keys.tickets)
-    pipe.zrangebyscore(keys.waiters, f"({now_ms}", "+inf")
-    entries, raw_tickets, raw_alive = await pipe.execute()
-    tickets = {text(k): text(v) for k, v in (raw_tickets or {}).items()}
-    alive = {text(origin) for origin in raw_alive or ()}
-    pairs = [(text(member), float(score)) for member, score in entries]
-    hashes = await _hashes(client, keys, [lease_id for lease_id, _ in pairs])
-    waiters = _waiting(tickets, alive)
-    return PoolStatus(
-        keys.pool,
-        capacity if capacity >= 1 else None,
-        _lease_records(pairs, hashes, tickets),
-        sum(w.count for w in waiters),
-        now_ms,
-        waiters,
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class PoolReport:
-    """One pool as the read-only status script saw it (for the CLI and the exporter)."""
-
-    status: PoolStatus
-    """Capacity (0: paused, None: unset), up to ``limit`` live leases, live waiters."""
-    exists: bool
-    """False when none of the pool's keys exists: no such pool."""
-    live: int
-    """Live leases, all of them (``status.leases`` stops at the limit)."""
-    expired: int
-    """Expired leases that no coordinator has reclaimed yet."""
-    queued: int
-    """Tickets in the queue (live or not yet found dead)."""
-
-    @property
-    def next_expiry_ms(self) -> int | None:
-        """Milliseconds until the soonest live lease's hard expiry (None: no lease)."""
-        leases = self.status.leases
-        return min(r.hard_ms for r in leases) - self.status.now_ms if leases else None
-
-    @property
-    def oldest_age_ms(self) -> int | None:
-        """Age of the oldest listed live lease in milliseconds (None: no lease)."""
-        leases = self.status.leases
-        return self.status.now_ms - min(r.acquired_ms for r in leases) if leases else None
-
-
-def _stored_capacity(keys: PoolKeys, raw: object) -> int | None:
-    if raw is None:
-        return None
-    value = text(raw)
-    if value.isdigit() and int(value) <= MAX_CAPACITY:
-        return int(value)
-    raise CoordinatorStateError(
-        f"{keys.meta} field capacity is not an integer from 0 to {MAX_CAPACITY}: {value!r}"
-    )
-
-
-async def _status_ro(client: Any, script: Any, keys: PoolKeys, limit: int) -> list[Any]:
-    args = [*keys.fixed, limit]
-    try:
-        return list(await client.evalsha_ro(script.sha, len(keys.fixed), *args))
-    except redis_exceptions.NoScriptError:
-        # A restarted or flushed server: load it (SCRIPT LOAD writes no key) and retry.
-        await client.script_load(script.script)
-        return list(await client.evalsha_ro(script.sha, len(keys.fixed), *args))
-
-
-async def read_report(
-    client: Any, scripts: Scripts, keys: PoolKeys, *, limit: int = DEFAULT_STATUS_LIMIT
-) -> PoolReport:
-    """A read-only snapshot of one pool (``lua/status.lua``, then the listed leases'
-    hashes). Raises redis-py errors and :class:`CoordinatorStateError`."""
-    reply = await _status_ro(client, scripts.status, keys, limit)
-    now_ms, raw_cap, live, expired, queued, flat, raw_tickets, raw_alive, present = reply
-    capacity = _stored_capacity(keys, raw_cap)
-    pairs = [(text(k), float(text(v))) for k, v in zip(flat[::2], flat[1::2], strict=True)]
-    tickets = {
-        text(raw_tickets[i]): text(raw_tickets[i + 1]) for i in range(0, len(raw_tickets), 2)
-    }
-    hashes = await _hashes(client, keys, [lease_id for lease_id, _ in pairs])
-    waiters = _waiting(tickets, {text(origin) for origin in raw_alive})
-    status = PoolStatus(
-        keys.pool,
-        capacity,
-        _lease_records(pairs, hashes, tickets),
-        sum(w.count for w in waiters),
-        int(now_ms),
-        waiters,
-    )
-    return PoolReport(status, int(present) > 0, int(live), int(expired), int(queued))
 
 
 class RedisAdmin:
@@ -327,11 +121,12 @@ class RedisAdmin:
         lease_id = check_lease_id(lease_id)
         try:
             reply = await self._scripts.revoke(
-                keys=[*keys.fixed, keys.lease(lease_id)], args=[script_config(), lease_id]
+                keys=[*keys.fixed, keys.lease(lease_id)],
+                args=encode_revoke(OPERATOR_CONSTANTS, lease_id),
             )
         except REDIS_ERRORS as exc:
             raise self._error(exc, f"revoke {lease_id!r} in pool {pool!r}") from exc
-        return bool(int(reply.split()[0]))
+        return decode_revoke(reply).status is RevokeStatus.WAS_LIVE
 
     async def set_capacity(self, pool: str, capacity: int) -> int | None:
         """Set the pool's capacity (0 pauses it); returns the old one (None if unset)."""
@@ -339,12 +134,11 @@ class RedisAdmin:
         capacity = capacity_value("capacity", capacity)
         try:
             reply = await self._scripts.set_capacity(
-                keys=list(keys.fixed), args=[script_config(), capacity]
+                keys=list(keys.fixed), args=encode_set_capacity(OPERATOR_CONSTANTS, capacity)
             )
-            old = int(reply.split()[0])
         except REDIS_ERRORS as exc:
             raise self._error(exc, f"set capacity of pool {pool!r}") from exc
-        return old if old >= 0 else None
+        return decode_set_capacity(reply).old
 
 
 def _server_mode(hello: Any) -> str:
@@ -387,3 +181,6 @@ async def connect(url: str, *, socket_timeout: float = 5.0) -> Any:
         return client
     await client.aclose()
     return RedisCluster.from_url(url, **options)
+
+
+__all__ = ["DEFAULT_STATUS_LIMIT", "PoolReport", "RedisAdmin", "connect"]

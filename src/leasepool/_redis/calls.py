@@ -1,14 +1,10 @@
 """Requests of one Redis coordinator: acquire items (waiters), and calls batched in order.
 
-An :class:`AcquireItem` is one ``acquire`` call. With ``wait=True`` it is a waiter:
-it lives in the coordinator's waiting map (insertion order = arrival order) until
-it is granted, refused, fails, times out or is cancelled. Its ``state`` says where
-its request stands:
-
-* ``PENDING``: in a :class:`CallQueue`, not sent yet (leaving costs nothing);
-* ``SENT``: in a script call whose reply has not come back;
-* ``QUEUED``: its ticket waits in Redis (leaving sends one release call);
-* ``DONE``: settled, nothing of it is left to clean up here.
+An :class:`AcquireItem` is one ``acquire`` call: a
+:class:`~leasepool._redis.waiting_events.Waiter` of the waiting state machine
+(whose ``phase`` says where its request stands in Redis) with its caller's
+future and deadline timer. With ``wait=True`` it lives in the machine's
+waiting map until it is granted, refused, fails, times out or is cancelled.
 
 A :class:`CallQueue` keeps at most one script call of a kind in flight. The
 first request goes out at once from the caller's own task (no task is created
@@ -21,37 +17,20 @@ requests share one round trip.
 from __future__ import annotations
 
 import asyncio
-import enum
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
 from leasepool._clock import Clock, TimerHandle
 from leasepool._coordinator import Grant, GrantRequest, ReleaseOutcome
+from leasepool._redis.waiting_events import Phase, Waiter
 
 T = TypeVar("T")
 
 
-class State(enum.Enum):
-    PENDING = "pending"
-    SENT = "sent"
-    QUEUED = "queued"
-    DONE = "done"
+class AcquireItem(Waiter):
+    """One acquire request: the machine's :class:`Waiter` plus its caller's future."""
 
-
-class AcquireItem:
-    """One acquire request; with ``wait`` a waiter (see the module docstring)."""
-
-    __slots__ = (
-        "arg",
-        "deadline",
-        "future",
-        "key",
-        "lease_id",
-        "request",
-        "state",
-        "timer",
-        "wait",
-    )
+    __slots__ = ("arg", "future", "key", "request", "timer")
 
     def __init__(
         self,
@@ -62,20 +41,17 @@ class AcquireItem:
         deadline: float | None,
         future: asyncio.Future[Grant],
     ) -> None:
+        super().__init__(request.lease_id, wait, deadline)
         self.request = request
-        self.lease_id = request.lease_id
         self.key = key
         self.arg = arg
-        """``"<mode> <lease ms> <grace ms> <lease id> <owner>"`` for ``acquire.lua``."""
-        self.wait = wait
-        self.deadline = deadline
+        """One request of ``acquire.lua`` (``protocol.encode_acquire_request``)."""
         self.future = future
-        self.state = State.PENDING
         self.timer: TimerHandle | None = None
 
     def live(self) -> bool:
-        """Someone still awaits this item's grant."""
-        return not self.future.done()
+        """Someone still awaits this item's grant (a cancelled caller is gone at once)."""
+        return not self.resolved and not self.future.done()
 
     def stop_timer(self) -> None:
         if self.timer is not None:
@@ -105,7 +81,7 @@ class Bound:
         self._handle = None
         if not self._item.future.done() and not self._task.done():
             self.fired = True
-            self.answered = self._item.state is State.QUEUED
+            self.answered = self._item.phase in (Phase.QUEUED, Phase.CLAIMING)
             self._task.cancel()
 
     def cancel(self) -> None:

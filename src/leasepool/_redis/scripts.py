@@ -2,9 +2,13 @@
 
 The ``.lua`` files live in the top-level ``lua/`` folder of the source tree;
 the wheel ships them as ``leasepool/lua/``. Every script but ``init.lua`` runs
-with ``_shared.lua`` (local helper functions, no operation of its own)
-prepended. They run through redis-py script objects, which send ``EVALSHA``
-and reload the script after ``NOSCRIPT`` (a restarted or flushed server).
+with ``_shared.lua`` (constants and local helper functions, no operation of its
+own): its base (everything above its ``-- @helpers`` line) first, its helpers
+at the script's own ``-- @helpers`` line when it has one, else right after the
+base. So a fast path placed before that line returns before the helpers'
+closures are made, which every call would pay for. They run through redis-py
+script objects, which send ``EVALSHA`` and reload the script after ``NOSCRIPT``
+(a restarted or flushed server).
 """
 
 from __future__ import annotations
@@ -27,7 +31,9 @@ SCRIPT_NAMES = (
     "status",  # read-only: run it with EVALSHA_RO (see lua/status.lua)
 )
 SHARED = "_shared"
-"""Helpers prepended to every script but ``init``."""
+"""Helpers included in every script but ``init``."""
+HELPERS_MARK = "-- @helpers"
+"""The line of ``_shared.lua`` where its helpers start, and of a script where they go."""
 
 
 def _source_checkout_dir() -> Path:
@@ -53,13 +59,29 @@ def script_source(name: str) -> str:
     )
 
 
+def _split_at_mark(text: str) -> tuple[str, str]:
+    """``text`` before the first line that starts with :data:`HELPERS_MARK`, and from it."""
+    at = text.find("\n" + HELPERS_MARK)
+    if text.startswith(HELPERS_MARK):
+        at = -1
+    elif at < 0:
+        return text, ""
+    return text[: at + 1], text[at + 1 :]
+
+
 @functools.cache
 def loaded_source(name: str) -> str:
-    """What is sent to Redis for ``name``: the script, after ``_shared.lua`` unless init."""
+    """What is sent to Redis for ``name``: ``_shared.lua``'s base, the script, and the
+    helpers at the script's ``-- @helpers`` line (else before the script). ``init``
+    goes alone."""
     text = script_source(name)
     if name == "init":
         return text
-    return f"{script_source(SHARED)}\n-- ---- {name}.lua ----\n{text}"
+    base, helpers = _split_at_mark(script_source(SHARED))
+    fast, rest = _split_at_mark(text)
+    if not rest:
+        return f"{base}{helpers}\n-- ---- {name}.lua ----\n{text}"
+    return f"{base}\n-- ---- {name}.lua ----\n{fast}{helpers}\n-- ---- {name}.lua, on ----\n{rest}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,10 @@
     manager = LeasedExecutorManager(max_pools=1, clock=clock)
     ...
     clock.advance(301)   # soft and hard expiry fire now
+
+:mod:`leasepool.testing.contract` is the coordinator contract suite, for authors of
+a custom :class:`~leasepool.Coordinator`. It needs pytest; this package does not, and
+importing it does not import that submodule.
 """
 
 from __future__ import annotations
