@@ -1,9 +1,10 @@
 """Hand-off latency across processes: release in one process -> acquire returns in another.
 
-Two OS processes share capacity 1 and alternate: each one acquires, holds the lease a
-few milliseconds (long enough for the other one to queue behind it), notes the time
-and releases. The latency of one hand-off is from the start of ``release`` in one
-process to the return of the waiting ``acquire`` in the other. ``time.monotonic()`` is
+Two OS processes share capacity 1 and alternate: each one acquires, holds the lease
+``--hold-ms`` milliseconds (long enough for the other one to queue behind it; 3 and 20 by
+default, each measured in turn), notes the time and releases. The latency of one
+hand-off is from the start of ``release`` in one process to the return of the waiting
+``acquire`` in the other. ``time.monotonic()`` is
 one system-wide clock on Linux, so the two processes' timestamps compare directly.
 
 Variants, in one run against one local server:
@@ -17,9 +18,16 @@ Variants, in one run against one local server:
   process waits until the other one has taken its turn before it blocks in ``acquire``
   again (a ``SET``/``GET`` of a turn key, outside the measured span).
 
-Targets on loopback (ours): p50 <= 0.6 ms, p99 <= 3 ms.
+Targets on loopback (ours, the manager), at every hold: p50 <= 0.6 ms, p99 <= 3 ms. A
+longer hold matters because the waiting process sits idle longer before the hand-off
+(colder caches, an idle event loop, the subscriber's socket asleep). The Lock runs at the
+first hold only: it is there to show the order of magnitude, not to be tracked.
 
-    python benchmarks/handoff_latency.py                  # starts its own server
+Each variant and hold runs at most ``--rounds`` acquires per process, fewer when the holds
+alone would take more than ``--budget`` seconds, so the default run stays near 45 s.
+
+    python benchmarks/handoff_latency.py                  # starts its own server, ~45 s
+    python benchmarks/handoff_latency.py --hold-ms 20 --rounds 1000 --budget 60
     python benchmarks/handoff_latency.py --rounds 2000 --lock-rounds 200
     python benchmarks/handoff_latency.py --url redis://127.0.0.1:6379/0
 """
@@ -41,7 +49,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from redis_throughput import local_server  # noqa: E402
+from _common import MonotonicClock, leasepool_banner, local_server, percentile, verdict  # noqa: E402
 
 
 def ignore(_: str) -> None:
@@ -53,7 +61,6 @@ async def child(variant: str, url: str, pool: str, role: str, rounds: int, hold:
     import redis.asyncio as aioredis
 
     from leasepool import GrantRequest, LeasedExecutorManager, RedisCoordinator
-    from leasepool._clock import MONOTONIC_CLOCK
 
     events: list[tuple[str, float]] = []
     ready = Path(f"/tmp/{pool}.{role}.ready")
@@ -88,7 +95,7 @@ async def child(variant: str, url: str, pool: str, role: str, rounds: int, hold:
         await client.aclose()
     elif variant == "coordinator":
         coordinator = RedisCoordinator.from_url(url, pool=pool, capacity=1)
-        await coordinator.start(clock=MONOTONIC_CLOCK, on_lost=ignore)
+        await coordinator.start(clock=MonotonicClock(), on_lost=ignore)
         await start_line()
         for i in range(rounds):
             request = GrantRequest(f"{role}-{i}-{os.getpid()}", role, 30.0, 1.0)
@@ -136,9 +143,14 @@ def run_pair(variant: str, url: str, rounds: int, hold: float) -> list[float]:
                 raise SystemExit(f"{variant}: a child did not start")
             time.sleep(0.01)
         flags[2].touch()
-        outputs = [
-            json.loads(p.communicate(timeout=600)[0].strip().splitlines()[-1]) for p in procs
-        ]
+        # Each acquire waits about one hold of the other process; far beyond that is a hang.
+        limit = 60 + rounds * 2 * (hold + 0.2)
+        try:
+            outputs = [
+                json.loads(p.communicate(timeout=limit)[0].strip().splitlines()[-1]) for p in procs
+            ]
+        except subprocess.TimeoutExpired:
+            raise SystemExit(f"HUNG: {variant} did not finish within {limit:g} s") from None
     finally:
         for p in procs:
             if p.poll() is None:
@@ -167,15 +179,11 @@ def run_pair(variant: str, url: str, rounds: int, hold: float) -> list[float]:
     return latencies
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-def report(name: str, latencies: list[float]) -> dict[str, Any]:
+def report(name: str, hold: float, latencies: list[float]) -> dict[str, Any]:
     ms = [x * 1000 for x in latencies]
     row = {
         "variant": name,
+        "hold_ms": hold * 1000,
         "handoffs": len(ms),
         "p50_ms": percentile(ms, 0.50),
         "p90_ms": percentile(ms, 0.90),
@@ -183,19 +191,63 @@ def report(name: str, latencies: list[float]) -> dict[str, Any]:
         "max_ms": max(ms),
         "mean_ms": statistics.fmean(ms),
     }
-    print(
-        f"{name:<34} {row['handoffs']:>6}  {row['p50_ms']:>8.3f}  {row['p90_ms']:>8.3f}"
-        f"  {row['p99_ms']:>8.3f}  {row['max_ms']:>8.3f}"
-    )
+    figures = "  ".join(f"{row[key]:>8.3f}" for key in ("p50_ms", "p90_ms", "p99_ms", "max_ms"))
+    print(f"{name:<34} {hold * 1000:>5g} {row['handoffs']:>6}  {figures}")
     return row
 
 
+def rounds_for(hold: float, most: int, budget: float) -> int:
+    """Acquires per process for one variant: at most ``most``, and holds within ``budget`` s."""
+    return max(1, min(most, int(budget / (2 * (hold + 0.001)))))
+
+
+def run_all(url: str, args: argparse.Namespace) -> list[dict[str, Any]]:
+    holds = [ms / 1000 for ms in args.hold_ms]
+    print(leasepool_banner())
+    print(f"python {sys.version.split()[0]}, 2 processes, capacity 1")
+    heads = "  ".join(f"{head:>8}" for head in ("p50 ms", "p90 ms", "p99 ms", "max ms"))
+    print(f"{'variant':<34} {'hold':>5} {'n':>6}  {heads}")
+    rows = []
+    for hold in holds:
+        rounds = rounds_for(hold, args.rounds, args.budget)
+        for name, variant in (
+            ("ours LeasedExecutorManager", "manager"),
+            ("ours RedisCoordinator", "coordinator"),
+        ):
+            rows.append(report(name, hold, run_pair(variant, url, rounds, hold)))
+    if args.lock_rounds > 0:
+        lock = run_pair("lock", url, args.lock_rounds, holds[0])
+        rows.append(report("redis-py asyncio Lock (sleep 0.1)", holds[0], lock))
+    print()
+    for row in rows:
+        if row["variant"] != "ours LeasedExecutorManager":
+            continue
+        where = f"(manager, hold {row['hold_ms']:g} ms)"
+        p50, p99 = row["p50_ms"], row["p99_ms"]
+        print(f"target p50 <= 0.6 ms {where}: {p50:.3f} ms {verdict(p50 <= 0.6)}")
+        print(f"target p99 <= 3 ms   {where}: {p99:.3f} ms {verdict(p99 <= 3.0)}")
+    if args.lock_rounds > 0:
+        lock, ours = rows[-1], rows[0]
+        ratio = lock["p50_ms"] / ours["p50_ms"]
+        print(f"Lock p50 / ours p50 (hold {lock['hold_ms']:g} ms): {ratio:.0f}x")
+    return rows
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--url", help="use this server instead of starting one")
-    parser.add_argument("--rounds", type=int, default=1000, help="acquires per process (ours)")
-    parser.add_argument("--lock-rounds", type=int, default=40, help="acquires per process (Lock)")
-    parser.add_argument("--hold", type=float, default=0.003, help="seconds each lease is held")
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--url", "--redis-url", help="use this server instead of starting one")
+    parser.add_argument("--rounds", type=int, default=600, help="most acquires per process (ours)")
+    parser.add_argument(
+        "--budget", type=float, default=12.0, help="most seconds of holds per variant"
+    )
+    parser.add_argument(
+        "--lock-rounds", type=int, default=40, help="acquires per process (Lock); 0 skips it"
+    )
+    parser.add_argument(
+        "--hold-ms", type=float, nargs="+", default=[3.0, 20.0], help="hold(s) in ms"
+    )
+    # Seconds: how the parent tells a child its hold; also the flag's older spelling.
+    parser.add_argument("--hold", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--json", action="store_true", help="also print the rows as JSON")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--pool", help=argparse.SUPPRESS)
@@ -204,36 +256,17 @@ def main(argv: list[str] | None = None) -> None:
     if args.child:
         asyncio.run(child(args.child, args.url, args.pool, args.role, args.rounds, args.hold))
         return
-
-    def run(url: str) -> None:
-        version = sys.version.split()[0]
-        print(f"python {version}, 2 processes, capacity 1, hold {args.hold * 1000:g} ms")
-        print(
-            f"{'variant':<34} {'n':>6}  {'p50 ms':>8}  {'p90 ms':>8}  {'p99 ms':>8}  {'max ms':>8}"
-        )
-        rows = [
-            report("ours LeasedExecutorManager", run_pair("manager", url, args.rounds, args.hold)),
-            report("ours RedisCoordinator", run_pair("coordinator", url, args.rounds, args.hold)),
-            report(
-                "redis-py asyncio Lock (sleep 0.1)",
-                run_pair("lock", url, args.lock_rounds, args.hold),
-            ),
-        ]
-        ours = rows[0]
-        print()
-        p50_ok = "ok" if ours["p50_ms"] <= 0.6 else "MISSED"
-        p99_ok = "ok" if ours["p99_ms"] <= 3.0 else "MISSED"
-        print(f"target p50 <= 0.6 ms (manager): {ours['p50_ms']:.3f} ms {p50_ok}")
-        print(f"target p99 <= 3 ms   (manager): {ours['p99_ms']:.3f} ms {p99_ok}")
-        print(f"Lock p50 / ours p50: {rows[2]['p50_ms'] / ours['p50_ms']:.0f}x")
-        if args.json:
-            print(json.dumps(rows))
-
+    if args.hold is not None:
+        args.hold_ms = [args.hold * 1000]
+    if args.rounds < 1 or min(args.hold_ms) < 0:
+        parser.error("--rounds must be >= 1 and --hold-ms >= 0")
     if args.url:
-        run(args.url)
-        return
-    with local_server() as url:
-        run(url)
+        rows = run_all(args.url, args)
+    else:
+        with local_server() as url:
+            rows = run_all(url, args)
+    if args.json:
+        print(json.dumps(rows))
 
 
 if __name__ == "__main__":

